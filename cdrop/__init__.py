@@ -1,0 +1,66 @@
+"""cdrop: fast, reproducible dropout for NumPy arrays on the CPU.
+
+One pass over memory, on all cores, with a counter-based random stream, so that results are
+bit-identical for any thread count, memory layout or chunking.  See ``help(cdrop.dropout)``.
+"""
+__version__ = "0.1.0"
+
+try:
+    from . import _kernels
+except ImportError as exc:  # pragma: no cover - depends on how the package was installed
+    raise ImportError(
+        "cdrop's compiled extension (cdrop._kernels) could not be imported. If you are running "
+        "from a source checkout, install the package instead (`pip install .`) and run from "
+        f"another directory. Original error: {exc}"
+    ) from exc
+
+from ._dropout import dropout, dropout_mask
+from ._layer import Dropout
+from ._seed import manual_seed
+from ._threads import get_num_threads, set_num_threads
+
+__all__ = [
+    "Dropout",
+    "dropout",
+    "dropout_mask",
+    "get_num_threads",
+    "manual_seed",
+    "set_num_threads",
+    "show_config",
+    "__version__",
+]
+
+
+def show_config():
+    """Describe this build of cdrop and the machine it runs on.
+
+    Returns
+    -------
+    dict
+        ``version``; ``openmp`` (bool: built with OpenMP); ``simd`` (the kernel path in use:
+        ``"avx2"`` or ``"portable"``); ``avx2_compiled`` and ``cpu_avx2``; ``max_threads``
+        (the default thread count, :func:`get_num_threads`); ``serial_only`` (True in a
+        fork()ed child); ``block`` (elements per RNG block) and the thread cut-offs
+        ``min_parallel`` and ``min_per_thread``; ``stream`` (the random stream version).
+
+    Examples
+    --------
+    >>> import cdrop
+    >>> cfg = cdrop.show_config()
+    >>> cfg["simd"] in ("avx2", "portable") and isinstance(cfg["openmp"], bool)
+    True
+    """
+    info = _kernels.build_info()
+    return {
+        "version": __version__,
+        "openmp": info["openmp"],
+        "simd": _kernels.get_path(),
+        "avx2_compiled": info["avx2_compiled"],
+        "cpu_avx2": info["cpu_avx2"],
+        "max_threads": get_num_threads(),
+        "serial_only": info["serial_only"],
+        "block": info["block"],
+        "min_parallel": info["min_parallel"],
+        "min_per_thread": info["min_per_thread"],
+        "stream": "v1",
+    }

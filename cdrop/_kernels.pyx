@@ -1,0 +1,282 @@
+"""Private compiled core of cdrop: OpenMP loops over blocks around the C kernels.
+
+Nothing here validates user input: cdrop/_dropout.py does that before calling, so that a failing
+call never reaches code that writes.  The functions below trust that
+  * arrays are NumPy arrays of float32/float64 (``apply``) or 1-byte items (``keep_mask``),
+    aligned, in native byte order, with ``dst`` writeable and of ``src``'s shape;
+  * ``num_threads >= 1`` and ``offset + size <= 2**64``.
+
+Design: an array is cut into chunks that are whole blocks of the random stream (see
+cdrop/_src/cdrop_rng.h), and a ``prange(schedule='static')`` hands chunks to threads.  Since a
+chunk's random numbers depend only on its block index, the thread count cannot change a result.
+The GIL is released for the whole kernel.
+"""
+from cpython.buffer cimport PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+__all__ = [
+    "apply",
+    "build_info",
+    "derive",
+    "get_path",
+    "hash64",
+    "keep_mask",
+    "max_threads",
+    "set_path",
+    "set_serial_only",
+    "BLOCK",
+]
+
+# Declarations of cdrop/_src/cdrop_kernels.h and cdrop_rng.h; keep in sync with the headers.
+cdef extern from "cdrop_kernels.h" nogil:
+    const uint64_t CDROP_BLOCK
+    const int CDROP_PATH_PORTABLE
+    const int CDROP_PATH_AVX2
+    const int CDROP_HAVE_AVX2_KERNELS
+    const int64_t CDROP_MIN_PARALLEL
+    const int64_t CDROP_MIN_PER_THREAD
+
+    ctypedef void (*cdrop_apply_f32_fn)(const float *, float *, int64_t, uint64_t, uint64_t,
+                                        uint32_t, float)
+    ctypedef void (*cdrop_apply_f64_fn)(const double *, double *, int64_t, uint64_t, uint64_t,
+                                        uint32_t, double)
+    ctypedef void (*cdrop_keep_u8_fn)(uint8_t *, int64_t, uint64_t, uint64_t, uint32_t)
+    ctypedef struct cdrop_kernel_table:
+        int path
+        cdrop_apply_f32_fn apply_f32
+        cdrop_apply_f64_fn apply_f64
+        cdrop_keep_u8_fn keep_u8
+
+    uint64_t cdrop_hash64(uint64_t x)
+    uint64_t cdrop_key(uint64_t seed)
+    uint64_t cdrop_derive(uint64_t a, uint64_t b)
+    int cdrop_have_openmp()
+    int cdrop_cpu_has_avx2()
+    int omp_get_max_threads()
+    int64_t cdrop_chunk_start(uint64_t g0, int64_t n, int64_t c)
+    int64_t cdrop_chunk_count(uint64_t g0, int64_t n)
+    cdrop_kernel_table cdrop_kernels_for(int path)
+    void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t lo, int64_t hi,
+                         uint64_t key, uint64_t g0, uint32_t thr)
+    void cdrop_apply_strided_f32(const cdrop_kernel_table *kt, int ndim, const int64_t *shape,
+                                 const char *src, const int64_t *sstr, char *dst,
+                                 const int64_t *dstr, int64_t lo, int64_t hi, uint64_t key,
+                                 uint64_t g0, uint32_t thr, float scale)
+    void cdrop_apply_strided_f64(const cdrop_kernel_table *kt, int ndim, const int64_t *shape,
+                                 const char *src, const int64_t *sstr, char *dst,
+                                 const int64_t *dstr, int64_t lo, int64_t hi, uint64_t key,
+                                 uint64_t g0, uint32_t thr, double scale)
+
+BLOCK = CDROP_BLOCK
+
+# The kernel table in use: AVX2 where the CPU has it, chosen once here (set_path changes it).
+cdef cdrop_kernel_table _kt = cdrop_kernels_for(CDROP_PATH_AVX2)
+# Set in a fork()ed child: libgomp can hang there in a parallel region, so run serially.
+cdef bint _serial_only = False
+
+_PATH_NAMES = {CDROP_PATH_PORTABLE: "portable", CDROP_PATH_AVX2: "avx2"}
+
+
+def set_path(str name):
+    """Select the kernel path: "auto" (best available), "avx2" or "portable".
+
+    Returns the name of the path now in use ("avx2" silently falls back to "portable" where
+    the CPU or the compiler lacks AVX2).  For tests and benchmarks; not thread-safe against
+    calls running at the same time.
+    """
+    global _kt
+    if name not in ("auto", "avx2", "portable"):
+        raise ValueError(f"kernel path must be 'auto', 'avx2' or 'portable', got {name!r}")
+    _kt = cdrop_kernels_for(CDROP_PATH_PORTABLE if name == "portable" else CDROP_PATH_AVX2)
+    return get_path()
+
+
+def get_path():
+    """Name of the kernel path in use: "avx2" or "portable"."""
+    return _PATH_NAMES[_kt.path]
+
+
+def set_serial_only(bint flag):
+    """Force every call onto one thread (used in fork()ed children)."""
+    global _serial_only
+    _serial_only = flag
+
+
+def max_threads():
+    """``omp_get_max_threads()``: honours OMP_NUM_THREADS and threadpoolctl; 1 without OpenMP."""
+    return omp_get_max_threads()
+
+
+def build_info():
+    """Facts fixed at build and import time, for cdrop.show_config()."""
+    return {
+        "openmp": bool(cdrop_have_openmp()),
+        "avx2_compiled": bool(CDROP_HAVE_AVX2_KERNELS),
+        "cpu_avx2": bool(cdrop_cpu_has_avx2()),
+        "block": CDROP_BLOCK,
+        "min_parallel": CDROP_MIN_PARALLEL,
+        "min_per_thread": CDROP_MIN_PER_THREAD,
+        "serial_only": bool(_serial_only),
+    }
+
+
+def hash64(uint64_t x):
+    """splitmix64 hash of a 64-bit word (docs/rng.md, section 1)."""
+    return cdrop_hash64(x)
+
+
+def derive(uint64_t a, uint64_t b):
+    """``hash64(a ^ hash64(b))``: a derived seed (docs/rng.md, section 7)."""
+    return cdrop_derive(a, b)
+
+
+cdef inline int _threads_for(int64_t n, int requested) noexcept nogil:
+    # One thread below CDROP_MIN_PARALLEL elements, and at least CDROP_MIN_PER_THREAD each.
+    cdef int64_t cap
+    if _serial_only or requested <= 1 or n < CDROP_MIN_PARALLEL:
+        return 1
+    cap = n // CDROP_MIN_PER_THREAD
+    return <int>(cap if cap < requested else requested)
+
+
+cdef int _merge_dims(Py_buffer *sv, Py_buffer *dv, int64_t *shape, int64_t *sstr,
+                     int64_t *dstr) noexcept:
+    # Copy the shape and both stride vectors, dropping length-1 axes and merging neighbours that
+    # are laid out as one (stride[i] == stride[i+1] * shape[i+1] for both arrays).  A C-contiguous
+    # pair of arrays ends as a single axis, which the contiguous kernels then take.
+    cdef int nd = 0
+    cdef int d
+    for d in range(sv.ndim):
+        if sv.shape[d] == 1:
+            continue
+        if (nd > 0 and sstr[nd - 1] == sv.strides[d] * sv.shape[d]
+                and dstr[nd - 1] == dv.strides[d] * sv.shape[d]):
+            shape[nd - 1] *= sv.shape[d]
+            sstr[nd - 1] = sv.strides[d]
+            dstr[nd - 1] = dv.strides[d]
+            continue
+        shape[nd] = sv.shape[d]
+        sstr[nd] = sv.strides[d]
+        dstr[nd] = dv.strides[d]
+        nd += 1
+    return nd
+
+
+cdef void _apply_contig(bint f64, const char *s, char *d, int64_t n, uint64_t key, uint64_t g0,
+                        uint32_t thr, double scale, int nt) noexcept nogil:
+    cdef int64_t nch = cdrop_chunk_count(g0, n)
+    cdef int64_t c, lo, hi
+    for c in prange(nch, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        lo = cdrop_chunk_start(g0, n, c)
+        hi = cdrop_chunk_start(g0, n, c + 1)
+        if f64:
+            _kt.apply_f64(<const double *>s + lo, <double *>d + lo, hi - lo, key, g0 + <uint64_t>lo,
+                          thr, scale)
+        else:
+            _kt.apply_f32(<const float *>s + lo, <float *>d + lo, hi - lo, key, g0 + <uint64_t>lo,
+                          thr, <float>scale)
+
+
+cdef void _apply_strided(bint f64, int nd, const int64_t *shape, const char *s,
+                         const int64_t *sstr, char *d, const int64_t *dstr, int64_t n,
+                         uint64_t key, uint64_t g0, uint32_t thr, double scale,
+                         int nt) noexcept nogil:
+    cdef int64_t nch = cdrop_chunk_count(g0, n)
+    cdef int64_t c, lo, hi
+    for c in prange(nch, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        lo = cdrop_chunk_start(g0, n, c)
+        hi = cdrop_chunk_start(g0, n, c + 1)
+        if f64:
+            cdrop_apply_strided_f64(&_kt, nd, shape, s, sstr, d, dstr, lo, hi, key, g0, thr, scale)
+        else:
+            cdrop_apply_strided_f32(&_kt, nd, shape, s, sstr, d, dstr, lo, hi, key, g0, thr,
+                                    <float>scale)
+
+
+def apply(src, dst, uint64_t seed, uint64_t offset, uint32_t thr, double scale, int num_threads):
+    """Dropout of ``src`` into ``dst`` (which may be ``src``) for 0 < p < 1.
+
+    ``thr`` is the keep threshold and ``scale`` is 1/(1-p) in float64 (docs/rng.md, section 6);
+    float32 arrays use it rounded to float32.  The caller has validated everything.
+    """
+    cdef Py_buffer sv, dv
+    cdef int64_t shape[64]
+    cdef int64_t sstr[64]
+    cdef int64_t dstr[64]
+    cdef int64_t n = 1
+    cdef int nd, nt, d
+    cdef bint f64
+    cdef uint64_t key = cdrop_key(seed)
+
+    PyObject_GetBuffer(src, &sv, PyBUF_STRIDES)
+    try:
+        PyObject_GetBuffer(dst, &dv, PyBUF_STRIDES | PyBUF_WRITABLE)
+        try:
+            f64 = sv.itemsize == 8
+            for d in range(sv.ndim):
+                n *= sv.shape[d]
+            if n == 0:
+                return
+            nd = _merge_dims(&sv, &dv, shape, sstr, dstr)
+            nt = _threads_for(n, num_threads)
+            if nd == 0 or (nd == 1 and sstr[0] == sv.itemsize and dstr[0] == sv.itemsize):
+                with nogil:
+                    _apply_contig(f64, <const char *>sv.buf, <char *>dv.buf, n, key, offset,
+                                  thr, scale, nt)
+            else:
+                with nogil:
+                    _apply_strided(f64, nd, shape, <const char *>sv.buf, sstr, <char *>dv.buf,
+                                   dstr, n, key, offset, thr, scale, nt)
+        finally:
+            PyBuffer_Release(&dv)
+    finally:
+        PyBuffer_Release(&sv)
+
+
+cdef void _keep_bytes(uint8_t *out, int64_t n, uint64_t key, uint64_t g0, uint32_t thr,
+                      int nt) noexcept nogil:
+    cdef int64_t nch = cdrop_chunk_count(g0, n)
+    cdef int64_t c, lo, hi
+    for c in prange(nch, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        lo = cdrop_chunk_start(g0, n, c)
+        hi = cdrop_chunk_start(g0, n, c + 1)
+        _kt.keep_u8(out + lo, hi - lo, key, g0 + <uint64_t>lo, thr)
+
+
+cdef void _keep_bits(uint8_t *out, int64_t n, uint64_t key, uint64_t g0, uint32_t thr,
+                     int nt) noexcept nogil:
+    # Chunk starts are rounded up to a multiple of 8 elements so that no output byte is written
+    # by two threads; a chunk then reaches at most 7 elements into the next block.
+    cdef int64_t nch = cdrop_chunk_count(g0, n)
+    cdef int64_t c, lo, hi
+    for c in prange(nch, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        lo = (cdrop_chunk_start(g0, n, c) + 7) & ~(<int64_t>7)
+        hi = (cdrop_chunk_start(g0, n, c + 1) + 7) & ~(<int64_t>7)
+        if hi > n:
+            hi = n
+        if lo < hi:
+            cdrop_keep_bits(&_kt, out, lo, hi, key, g0, thr)
+
+
+def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, uint32_t thr, int num_threads,
+              bint packed):
+    """Write the keep mask of ``n`` elements into the contiguous byte array ``out``.
+
+    ``packed=False``: one byte 0/1 per element (``out`` has n bytes, e.g. a bool array);
+    ``packed=True``: little-endian bit order, ``out`` has ceil(n/8) bytes.
+    """
+    cdef Py_buffer ov
+    cdef uint64_t key = cdrop_key(seed)
+    cdef int nt = _threads_for(n, num_threads)
+    if n <= 0:
+        return
+    PyObject_GetBuffer(out, &ov, PyBUF_WRITABLE)  # PyBUF_SIMPLE: contiguous bytes
+    try:
+        with nogil:
+            if packed:
+                _keep_bits(<uint8_t *>ov.buf, n, key, offset, thr, nt)
+            else:
+                _keep_bytes(<uint8_t *>ov.buf, n, key, offset, thr, nt)
+    finally:
+        PyBuffer_Release(&ov)

@@ -1,0 +1,169 @@
+"""The Dropout layer: train/eval modes and a backward pass that recomputes its mask."""
+from . import _kernels, _seed
+from ._dropout import _check_p, dropout
+
+
+class Dropout:
+    """Dropout layer with a mask-free backward pass.
+
+    In training mode each forward call draws a fresh mask from the seed
+    ``derive(layer_seed, call_number)`` (docs/rng.md, section 7): consecutive calls differ,
+    and two layers built with the same seed produce the same sequence.  Only that 64-bit seed
+    is remembered, so :meth:`backward` recomputes the mask instead of storing it (O(1) memory).
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability, in [0, 1].
+    inplace : bool, default False
+        Forward writes into its input and returns it (backward never does).
+    seed : int, numpy.random.Generator or None
+        The layer's seed; None draws it from the package stream (see :func:`manual_seed`).
+
+    Attributes
+    ----------
+    p : float
+        The drop probability (validated when set).
+    inplace : bool
+    training : bool
+        True after construction; set by :meth:`train` and :meth:`eval`.
+
+    Examples
+    --------
+    >>> import numpy as np, cdrop
+    >>> layer = cdrop.Dropout(0.5, seed=0)
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> y = layer(x)
+    >>> g = layer.backward(np.ones_like(x))   # same mask and scale as the forward
+    >>> bool(((g != 0) == (y != 0)).all())
+    True
+    >>> layer.eval()(x) is x
+    True
+    >>> layer
+    Dropout(p=0.5, inplace=False)
+    """
+
+    def __init__(self, p=0.5, *, inplace=False, seed=None):
+        self.p = p
+        self.inplace = bool(inplace)
+        self._seed = _seed.resolve_seed(seed)
+        self._calls = 0  # forward calls made in training mode: the RNG position
+        self._last = None  # (seed, shape) of the last training forward; "eval" after an eval one
+        self.training = True
+
+    @property
+    def p(self):
+        return self._p
+
+    @p.setter
+    def p(self, value):
+        self._p = _check_p(value)
+
+    def train(self, mode=True):
+        """Set training mode (``mode=True``) or evaluation mode; returns the layer.
+
+        Examples
+        --------
+        >>> import cdrop
+        >>> cdrop.Dropout(0.1).train(False).training
+        False
+        """
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Set evaluation mode, in which forward and backward are the identity; returns the layer.
+
+        Examples
+        --------
+        >>> import cdrop
+        >>> cdrop.Dropout(0.1).eval().training
+        False
+        """
+        return self.train(False)
+
+    def forward(self, x):
+        """Apply dropout to `x` (training mode) or return `x` itself (evaluation mode).
+
+        Parameters
+        ----------
+        x : ndarray or array_like
+            float32 or float64 (an ndarray if the layer is in place).
+
+        Returns
+        -------
+        ndarray
+            See :func:`dropout`.
+
+        Examples
+        --------
+        >>> import numpy as np, cdrop
+        >>> layer = cdrop.Dropout(0.5, seed=1)
+        >>> a, b = layer(np.ones(64)), layer(np.ones(64))
+        >>> bool((a == b).all())      # a fresh mask per call
+        False
+        """
+        if not self.training:
+            y = dropout(x, self._p, False, inplace=self.inplace)
+            self._last = "eval"
+            return y
+        call_seed = _kernels.derive(self._seed, self._calls)
+        y = dropout(x, self._p, True, inplace=self.inplace, seed=call_seed)
+        self._calls += 1
+        self._last = (call_seed, y.shape)
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad):
+        """Gradient of the loss with respect to the last forward call's input.
+
+        Applies the mask and scale of the last forward call to `grad`, recomputed from its
+        seed: ``dropout(grad, p, seed=<that call's seed>)``.  If the last forward ran in
+        evaluation mode, this is the identity (returns `grad` itself).
+
+        Parameters
+        ----------
+        grad : ndarray or array_like
+            float32 or float64, the shape of the last forward's output.
+
+        Returns
+        -------
+        ndarray
+            A new array (never `grad`, unless the last forward was in evaluation mode).
+
+        Raises
+        ------
+        RuntimeError
+            Before any forward call.
+        ValueError
+            If `grad`'s shape differs from the last forward's output.
+
+        Examples
+        --------
+        >>> import numpy as np, cdrop
+        >>> layer = cdrop.Dropout(0.25, seed=3)
+        >>> y = layer(np.full(6, 2.0))
+        >>> bool((layer.backward(np.ones(6)) * 2.0 == y).all())
+        True
+        """
+        last = self._last
+        if last is None:
+            raise RuntimeError("backward() called before any forward() call")
+        if last == "eval":
+            return grad
+        call_seed, shape = last
+        shape_of_grad = getattr(grad, "shape", None)
+        if shape_of_grad is None:
+            import numpy as np
+
+            shape_of_grad = np.shape(grad)
+        if tuple(shape_of_grad) != shape:
+            raise ValueError(
+                f"grad has shape {tuple(shape_of_grad)}, but the last forward output had "
+                f"shape {shape}"
+            )
+        return dropout(grad, self._p, True, seed=call_seed)
+
+    def __repr__(self):
+        return f"Dropout(p={self._p!r}, inplace={self.inplace!r})"

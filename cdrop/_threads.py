@@ -1,0 +1,104 @@
+"""Thread-count policy: one resolver, used by every call (after scikit-learn's
+``_openmp_effective_n_threads``)."""
+import os
+import threading
+
+from . import _kernels
+
+_lock = threading.Lock()
+_default = None  # set by set_num_threads; None means "resolve from the environment"
+
+
+def _cpu_count():
+    # Honour CPU affinity and cgroup-restricted CPU sets where the OS tells us.
+    if hasattr(os, "process_cpu_count"):  # Python >= 3.13
+        n = os.process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    else:
+        n = os.cpu_count()
+    return max(1, n or 1)
+
+
+def _check_positive_int(name, n):
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    n = n.__index__()
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n
+
+
+def get_num_threads():
+    """The number of threads cdrop uses when a call does not say.
+
+    ``set_num_threads(n)`` fixes it.  Otherwise it is ``omp_get_max_threads()`` (which honours
+    ``OMP_NUM_THREADS`` and ``threadpoolctl``), capped at the CPUs this process may run on
+    unless ``OMP_NUM_THREADS`` is set.  1 in a build without OpenMP.  Whatever the number,
+    arrays smaller than about 131,072 elements run on one thread, and results never depend on it.
+
+    Returns
+    -------
+    int
+        The default thread count, >= 1.
+
+    Examples
+    --------
+    >>> import cdrop
+    >>> cdrop.get_num_threads() >= 1
+    True
+    """
+    if _default is not None:
+        return _default
+    n = _kernels.max_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        n = min(n, _cpu_count())
+    return max(1, n)
+
+
+def set_num_threads(n):
+    """Set the default number of threads for all later calls.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads to use, >= 1; ``None`` returns to the environment's default
+        (see :func:`get_num_threads`).
+
+    Raises
+    ------
+    TypeError
+        If `n` is not an int or None.
+    ValueError
+        If `n` < 1.
+
+    Examples
+    --------
+    >>> import cdrop
+    >>> cdrop.set_num_threads(1)
+    >>> cdrop.get_num_threads()
+    1
+    >>> cdrop.set_num_threads(None)
+    """
+    global _default
+    value = None if n is None else _check_positive_int("n", n)
+    with _lock:
+        _default = value
+
+
+def resolve(num_threads):
+    """Per-call thread count: the argument if given, else the default."""
+    if num_threads is None:
+        return get_num_threads()
+    return _check_positive_int("num_threads", num_threads)
+
+
+def _after_fork_in_child():
+    # libgomp may hang when a fork()ed child enters a parallel region after the parent used
+    # OpenMP (GCC bug 60035); PyTorch DataLoader and multiprocessing workers fork.  Serial is
+    # slower but safe, and results are the same for any thread count.
+    _kernels.set_serial_only(True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

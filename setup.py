@@ -1,0 +1,111 @@
+"""Build knowledge for cdrop's compiled core (metadata lives in pyproject.toml).
+
+* OpenMP is detected by compiling and linking a tiny OpenMP program with the compiler that will
+  build the extension.  Without it cdrop builds anyway and runs serially (cdrop.show_config()
+  then reports ``openmp: False``).
+  CDROP_NO_OPENMP=1 forces the serial build; CDROP_FAIL_NO_OPENMP=1 turns a failed probe into an
+  error (for CI and packagers who want to be sure).  Extra flags for exotic toolchains (Apple
+  clang with libomp: CPPFLAGS="-Xpreprocessor -fopenmp", LDFLAGS="-lomp") come from the usual
+  environment variables, which setuptools passes on.
+* Baseline ISA only: no -march=native (it writes the build machine's ISA into the binary, and a
+  wheel or cached build then dies with SIGILL elsewhere) and no -ffast-math (it can switch the
+  whole Python process to flush-to-zero).  The AVX2 kernels are target("avx2") functions chosen
+  at import time.
+* CDROP_DEBUG=1 builds with Cython's bounds and wrap-around checks back on, and -O1 -g.
+"""
+import os
+import sys
+import tempfile
+import textwrap
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("CDROP_DEBUG", "") not in ("", "0")
+
+# All Cython directives, in one place.  The kernels index with int64_t and never wrap around.
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "nonecheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+    "freethreading_compatible": True,
+}
+
+OPENMP_PROBE = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return n > 0 ? 0 : 1;
+    }
+    """
+)
+
+
+def _env_flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def openmp_flags(compiler):
+    """(compile_args, link_args) that enable OpenMP for `compiler`, or None."""
+    if _env_flag("CDROP_NO_OPENMP"):
+        print("cdrop: CDROP_NO_OPENMP is set: building without OpenMP (serial)")
+        return None
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"]), ([], ["-lomp"])]  # the latter: CPPFLAGS route
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        for cflags, lflags in candidates:
+            try:
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+                compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=lflags)
+            except Exception:  # CompileError / LinkError from distutils
+                continue
+            print(f"cdrop: OpenMP enabled with {cflags + lflags}")
+            return cflags, lflags
+    msg = "cdrop: no working OpenMP found: building a serial cdrop (cdrop.show_config() says so)"
+    if _env_flag("CDROP_FAIL_NO_OPENMP"):
+        raise RuntimeError(msg + "; CDROP_FAIL_NO_OPENMP is set")
+    print(msg, file=sys.stderr)
+    return None
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        omp = openmp_flags(self.compiler)
+        is_msvc = self.compiler.compiler_type == "msvc"
+        if is_msvc:
+            base = ["/O2"]
+        else:
+            base = ["-O1", "-g"] if DEBUG else ["-O3"]
+            base += ["-fno-strict-aliasing", "-Wno-unknown-pragmas"]
+        for ext in self.extensions:
+            ext.extra_compile_args = base + (omp[0] if omp else [])
+            ext.extra_link_args = omp[1] if omp else []
+        super().build_extensions()
+
+
+extensions = [
+    Extension(
+        "cdrop._kernels",
+        sources=["cdrop/_kernels.pyx"],
+        include_dirs=["cdrop/_src"],
+        depends=["cdrop/_src/cdrop_rng.h", "cdrop/_src/cdrop_kernels.h"],
+    )
+]
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES, annotate=False),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,329 @@
+"""Pure-NumPy reference implementation of cdrop's random stream ("stream v1").
+
+This module is the executable twin of ``docs/rng.md``: every function below follows one
+section of that document, written from the text alone and not from the C sources, so that a
+disagreement with the compiled kernels points either at a kernel bug or at an imprecise
+sentence in the spec.
+
+It is deliberately slow and simple.  There are no tricks beyond vectorising over blocks and
+lanes (the 1024 steps of a block are a plain Python loop), because the value of a reference
+lies in being easy to check against the document line by line.  It depends on NumPy only.
+
+Public API::
+
+    mix64(z) -> int                         # section 1, Python ints
+    hash64(x) -> int                        # section 1, Python ints
+    derive(a, b) -> int                     # section 1, Python ints
+    hash64_array(arr) -> ndarray[uint64]    # section 1, element-wise on a uint64 array
+    draws(seed, offset, n) -> ndarray[uint32]
+    threshold(p) -> int                     # section 6
+    keep_mask(shape, p, seed, offset=0) -> ndarray[bool]
+    dropout_ref(x, p, seed, offset=0) -> ndarray
+    packed_mask(shape, p, seed, offset=0) -> ndarray[uint8]
+"""
+
+from fractions import Fraction
+import math
+import operator
+
+import numpy as np
+
+__all__ = [
+    "mix64",
+    "hash64",
+    "derive",
+    "hash64_array",
+    "draws",
+    "threshold",
+    "keep_mask",
+    "dropout_ref",
+    "packed_mask",
+]
+
+# --------------------------------------------------------------------------------------------
+# Constants of the spec.
+# --------------------------------------------------------------------------------------------
+
+MASK64 = (1 << 64) - 1
+MASK32 = (1 << 32) - 1
+GOLDEN = 0x9E3779B97F4A7C15  # splitmix64 increment (section 1)
+MIX_C1 = 0xBF58476D1CE4E5B9  # Stafford Mix13 multipliers (section 1)
+MIX_C2 = 0x94D049BB133111EB
+
+BLOCK_BITS = 14
+BLOCK = 1 << BLOCK_BITS  # 16384 elements per block (section 3)
+LANES = 16
+STEPS = BLOCK // LANES  # 1024 outputs per lane and block
+
+# NumPy-typed copies of the constants.  Mixing a uint64 array with a numpy uint64 scalar keeps
+# every operation in uint64 whatever NumPy's promotion rules are, and array arithmetic wraps
+# modulo 2^64 silently (only numpy *scalar* arithmetic warns about overflow).
+_U64_GOLDEN = np.uint64(GOLDEN)
+_U64_C1 = np.uint64(MIX_C1)
+_U64_C2 = np.uint64(MIX_C2)
+_U64_MASK32 = np.uint64(MASK32)
+
+
+def _u64(k):
+    return np.uint64(k)
+
+
+def _u32(k):
+    return np.uint32(k)
+
+
+# --------------------------------------------------------------------------------------------
+# Section 1: hashes.
+# --------------------------------------------------------------------------------------------
+
+
+def _mix64_int(z):
+    """splitmix64 output function on a Python int; `& MASK64` emulates 64-bit wrap-around."""
+    z &= MASK64
+    z = ((z ^ (z >> 30)) * MIX_C1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX_C2) & MASK64
+    return z ^ (z >> 31)
+
+
+def mix64(z):
+    """splitmix64 output function (Stafford Mix13) on a Python int, result in [0, 2^64)."""
+    return _mix64_int(operator.index(z))
+
+
+def hash64(x):
+    """hash64(x) = mix64(x + 0x9E3779B97F4A7C15) on Python ints, result in [0, 2^64)."""
+    return _mix64_int((operator.index(x) + GOLDEN) & MASK64)
+
+
+def derive(a, b):
+    """derive(a, b) = hash64(a ^ hash64(b)) on Python ints."""
+    return hash64((operator.index(a) & MASK64) ^ hash64(b))
+
+
+def _mix64_array(z):
+    # z is a 1-d uint64 array (never 0-d: a 0-d result would become a numpy scalar and numpy
+    # scalar arithmetic warns on overflow, whereas array arithmetic wraps silently).
+    z = (z ^ (z >> _u64(30))) * _U64_C1
+    z = (z ^ (z >> _u64(27))) * _U64_C2
+    return z ^ (z >> _u64(31))
+
+
+def hash64_array(arr):
+    """Element-wise hash64 of a uint64 array (any shape); returns a new uint64 array."""
+    a = np.asarray(arr)
+    if a.dtype != np.uint64:
+        # Accept non-negative integer arrays of other dtypes, but refuse silent sign tricks.
+        if not np.issubdtype(a.dtype, np.integer):
+            raise TypeError("hash64_array needs an integer array, got %s" % a.dtype)
+        if a.size and np.issubdtype(a.dtype, np.signedinteger) and a.min() < 0:
+            raise ValueError("hash64_array needs non-negative values")
+        a = a.astype(np.uint64)
+    shape = a.shape
+    flat = a.reshape(-1)  # 1-d so that every operation stays an array operation
+    return _mix64_array(flat + _U64_GOLDEN).reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Section 5: xoshiro128++ on arrays of independent lanes.
+# --------------------------------------------------------------------------------------------
+
+
+def _rotl32(x, k):
+    # uint32 array shifts: bits shifted out on the left are discarded, as in C.
+    return (x << _u32(k)) | (x >> _u32(32 - k))
+
+
+def _lane_outputs(s0, s1, s2, s3, n, skip=0):
+    """Outputs number skip .. n-1 of independent xoshiro128++ lanes.
+
+    s0..s3 are uint32 arrays of one common shape S (one entry per lane); the inputs are not
+    modified.  Returns a uint32 array of shape (n - skip,) + S whose [t] entry is output number
+    skip + t of every lane.  Outputs 0 .. skip-1 are computed and thrown away: that is what the
+    spec means by a misaligned offset "discarding" lane steps.
+    """
+    s0 = np.array(s0, dtype=np.uint32, ndmin=1)
+    s1 = np.array(s1, dtype=np.uint32, ndmin=1)
+    s2 = np.array(s2, dtype=np.uint32, ndmin=1)
+    s3 = np.array(s3, dtype=np.uint32, ndmin=1)
+    shape = np.broadcast_shapes(s0.shape, s1.shape, s2.shape, s3.shape)
+    s0, s1, s2, s3 = (np.broadcast_to(s, shape).copy() for s in (s0, s1, s2, s3))
+    n = operator.index(n)
+    skip = operator.index(skip)
+    if not 0 <= skip <= n:
+        raise ValueError("need 0 <= skip <= n")
+    out = np.empty((n - skip,) + shape, dtype=np.uint32)
+    for step in range(n):
+        if step >= skip:
+            # out = rotl32(s0 + s3, 7) + s0   (uint32 array addition wraps mod 2^32)
+            out[step - skip] = _rotl32(s0 + s3, 7) + s0
+        t = s1 << _u32(9)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = _rotl32(s3, 11)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Sections 2-4: key and per-block lane states.
+# --------------------------------------------------------------------------------------------
+
+
+def _key(seed):
+    seed = operator.index(seed)
+    if not 0 <= seed <= MASK64:
+        raise ValueError("seed must satisfy 0 <= seed < 2**64")
+    return hash64(seed)
+
+
+def _block_states(key, blocks):
+    """Lane states of the given blocks (section 4).
+
+    blocks: 1-d uint64 array of block indices.  Returns (s0, s1, s2, s3), each a uint32 array
+    of shape (len(blocks), 16): entry [i, l] belongs to lane l of block blocks[i].
+    """
+    blocks = np.asarray(blocks, dtype=np.uint64).reshape(-1)
+    # w(k) = hash64(key ^ hash64(32*b + k)), k = 0..31; b < 2^50 so 32*b + k cannot wrap.
+    k = np.arange(2 * LANES, dtype=np.uint64)
+    idx = blocks[:, None] * _u64(2 * LANES) + k[None, :]
+    w = hash64_array(np.uint64(key) ^ hash64_array(idx))  # shape (nb, 32)
+    w_even = w[:, 0::2]  # w(2l)
+    w_odd = w[:, 1::2]  # w(2l + 1)
+    s0 = (w_even & _U64_MASK32).astype(np.uint32)  # low 32 bits of w(2l)
+    s1 = (w_even >> _u64(32)).astype(np.uint32)  # high 32 bits of w(2l)
+    s2 = (w_odd & _U64_MASK32).astype(np.uint32)  # low 32 bits of w(2l+1)
+    s3 = (w_odd >> _u64(32)).astype(np.uint32)  # high 32 bits of w(2l+1)
+    # All-zero guard: xoshiro's all-zero state is a fixed point.
+    zero = (s0 == 0) & (s1 == 0) & (s2 == 0) & (s3 == 0)
+    s0[zero] = 1
+    return s0, s1, s2, s3
+
+
+# --------------------------------------------------------------------------------------------
+# Sections 3 and 5: the draws u(g).
+# --------------------------------------------------------------------------------------------
+
+
+def draws(seed, offset, n):
+    """uint32 array of the draws u(g) for g = offset .. offset + n - 1.
+
+    Vectorised over every block touched and its 16 lanes; the lane steps run as a Python loop,
+    only up to the last step needed (and only from the first needed step is anything stored).
+    """
+    offset = operator.index(offset)
+    n = operator.index(n)
+    if offset < 0 or n < 0 or offset + n > (1 << 64):
+        raise ValueError("need 0 <= offset, 0 <= n, offset + n <= 2**64")
+    key = _key(seed)
+    if n == 0:
+        return np.empty(0, dtype=np.uint32)
+    first, last = offset, offset + n - 1
+    b_first, b_last = first >> BLOCK_BITS, last >> BLOCK_BITS
+    # Steps to run: with one block only the steps holding [first, last]; with several blocks
+    # the first block needs steps up to 1023 and the last one from step 0, so run them all.
+    if b_first == b_last:
+        step_lo = (first & (BLOCK - 1)) >> 4
+        step_hi = (last & (BLOCK - 1)) >> 4
+    else:
+        step_lo, step_hi = 0, STEPS - 1
+    blocks = np.arange(b_first, b_last + 1, dtype=np.uint64)
+    s0, s1, s2, s3 = _block_states(key, blocks)
+    out = _lane_outputs(s0, s1, s2, s3, step_hi + 1, skip=step_lo)  # (steps, nb, 16)
+    # Draw 16*t + l of a block is output t of lane l: order as (block, step, lane) and flatten.
+    flat = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(-1)
+    # flat[0] is the draw of global index b_first * BLOCK + 16 * step_lo.
+    start = first - (b_first * BLOCK + 16 * step_lo)
+    result = flat[start:start + n].copy()
+    assert result.shape == (n,)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Section 6: keep or drop.
+# --------------------------------------------------------------------------------------------
+
+
+def _check_p(p):
+    p = float(p)
+    if not 0.0 <= p <= 1.0:  # also rejects NaN
+        raise ValueError("p must satisfy 0 <= p <= 1, got %r" % (p,))
+    return p
+
+
+def threshold(p):
+    """thr = min(floor(keep * 2^32 + 0.5), 2^32 - 1) with keep = 1.0 - p in binary64."""
+    p = _check_p(p)
+    if not 0.0 < p < 1.0:
+        raise ValueError("threshold is defined for 0 < p < 1 only")
+    keep = 1.0 - p  # binary64 subtraction, round to nearest (Python floats are binary64)
+    # The spec says the expression is exact in binary64; evaluating it with exact rationals
+    # gives that exact value without trusting float rounding at all.
+    thr = math.floor(Fraction(keep) * (1 << 32) + Fraction(1, 2))
+    return min(thr, MASK32)
+
+
+def _shape_tuple(shape):
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    shape = tuple(operator.index(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ValueError("negative dimension in shape %r" % (shape,))
+    return shape
+
+
+def keep_mask(shape, p, seed, offset=0):
+    """Boolean keep mask (True = kept) of the given shape, logical C order."""
+    shape = _shape_tuple(shape)
+    p = _check_p(p)
+    n = math.prod(shape)
+    offset = operator.index(offset)
+    if offset < 0 or offset + n > (1 << 64):
+        raise ValueError("need 0 <= offset and offset + n <= 2**64")
+    _key(seed)  # validate the seed even when no number is drawn
+    if p == 0.0:
+        return np.ones(shape, dtype=bool)  # keeps everything, draws nothing
+    if p == 1.0:
+        return np.zeros(shape, dtype=bool)  # drops everything, draws nothing
+    thr = threshold(p)
+    # Compare as uint64 so thr (<= 2^32 - 1) is representable whatever the promotion rules.
+    u = draws(seed, offset, n).astype(np.uint64)
+    return (u < np.uint64(thr)).reshape(shape)
+
+
+def dropout_ref(x, p, seed, offset=0):
+    """Expected output of cdrop dropout of x: a new C-ordered array of x's shape and dtype."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError("dropout_ref needs a floating-point array, got %s" % x.dtype)
+    p = _check_p(p)
+    # order="C" copy: the mask follows logical C-order indices, the memory layout plays no role.
+    # (np.array rather than np.ascontiguousarray, which would turn a 0-d array into 1-d.)
+    xc = np.array(x, dtype=x.dtype, order="C", copy=True)
+    if p == 0.0:
+        keep_mask(x.shape, p, seed, offset)  # argument validation only
+        return xc  # exact copy, NaN payloads and -0.0 included
+    mask = keep_mask(x.shape, p, seed, offset)
+    out = np.zeros(x.shape, dtype=x.dtype)  # +0.0 everywhere: dropped elements, NaN/Inf too
+    if p == 1.0:
+        return out
+    keep = 1.0 - p
+    # scale = 1/keep in binary64, then rounded to x's dtype; the product is in x's dtype.
+    # Overflow to inf (tiny keep, or huge x) and inf*0 -> NaN are legitimate results of that
+    # recipe, so silence the corresponding warnings instead of letting them escape.
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        scale = x.dtype.type(np.float64(1.0) / np.float64(keep))
+        kept = xc[mask]
+        out[mask] = kept * np.array(scale, dtype=x.dtype)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Section 8: packed masks.
+# --------------------------------------------------------------------------------------------
+
+
+def packed_mask(shape, p, seed, offset=0):
+    """np.packbits of the flattened keep mask, little bit order (bit i%8 of byte i//8)."""
+    return np.packbits(keep_mask(shape, p, seed, offset).ravel(), bitorder="little")
