@@ -16,18 +16,14 @@ _TOO_HARD = getattr(getattr(np, "exceptions", np), "TooHardError")
 
 
 def _check_p(p):
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, without the ABC check
+        return p
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"p must be a real number, got {type(p).__name__}")
     p = float(p)
     if not 0.0 <= p <= 1.0:  # also rejects NaN
         raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
     return p
-
-
-def _threshold(p):
-    """Keep threshold for 0 < p < 1 (docs/rng.md, section 6): keep iff draw < thr."""
-    keep = 1.0 - p
-    return min(math.floor(keep * 4294967296.0 + 0.5), 4294967295)
 
 
 def _check_dtype(dtype, name):
@@ -53,6 +49,8 @@ def _check_writable(a, name):
 
 
 def _check_offset(offset, n):
+    if offset == 0 and type(offset) is int:
+        return 0
     if isinstance(offset, bool) or not hasattr(offset, "__index__"):
         raise TypeError(f"offset must be an int, got {type(offset).__name__}")
     offset = offset.__index__()
@@ -96,15 +94,12 @@ def _check_out(out, x):
 
 def _run_kernel(src, dst, p, seed, offset, n_threads):
     """dst[...] = dropout(src) for 0 < p < 1; src may be dst."""
-    thr = _threshold(p)
-    scale = 1.0 / (1.0 - p)
-    if src.flags.aligned and dst.flags.aligned:
-        _kernels.apply(src, dst, seed, offset, thr, scale, n_threads)
+    if _kernels.apply(src, dst, seed, offset, p, n_threads):
         return
     # Misaligned data (a view into a byte buffer): the C kernels assume naturally aligned
     # elements, so work on an aligned copy and copy the result back.
     tmp = np.array(src, order="K", copy=True)
-    _kernels.apply(tmp, tmp, seed, offset, thr, scale, n_threads)
+    _kernels.apply(tmp, tmp, seed, offset, p, n_threads)
     np.copyto(dst, tmp)
 
 
@@ -311,5 +306,5 @@ def dropout_mask(shape, p=0.5, *, seed, offset=0, packed=False, num_threads=None
             return np.ones(shape, dtype=bool)
         mask = np.zeros(shape, dtype=bool)
     if p < 1.0:
-        _kernels.keep_mask(mask, n, seed, offset, _threshold(p), n_threads, packed)
+        _kernels.keep_mask(mask, n, seed, offset, p, n_threads, packed)
     return mask

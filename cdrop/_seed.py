@@ -54,6 +54,8 @@ def resolve_seed(seed):
     """The 64-bit seed of one call: ``None`` takes the next seed of the package stream."""
     if seed is None:
         return _stream.next()
+    if type(seed) is int and 0 <= seed < _U64:
+        return seed
     return check_seed(seed)
 
 

@@ -10,7 +10,8 @@ _default = None  # set by set_num_threads; None means "resolve from the environm
 
 
 def _cpu_count():
-    # Honour CPU affinity and cgroup-restricted CPU sets where the OS tells us.
+    # Honour CPU affinity and cgroup-restricted CPU sets where the OS tells us.  Read once: it
+    # costs microseconds, and every call of dropout() needs it.
     if hasattr(os, "process_cpu_count"):  # Python >= 3.13
         n = os.process_cpu_count()
     elif hasattr(os, "sched_getaffinity"):
@@ -18,6 +19,11 @@ def _cpu_count():
     else:
         n = os.cpu_count()
     return max(1, n or 1)
+
+
+_CPUS = _cpu_count()
+# libgomp reads OMP_NUM_THREADS once, at start-up; so do we.
+_OMP_ENV = "OMP_NUM_THREADS" in os.environ
 
 
 def _check_positive_int(name, n):
@@ -51,9 +57,9 @@ def get_num_threads():
     if _default is not None:
         return _default
     n = _kernels.max_threads()
-    if "OMP_NUM_THREADS" not in os.environ:
-        n = min(n, _cpu_count())
-    return max(1, n)
+    if not _OMP_ENV and n > _CPUS:
+        n = _CPUS
+    return n if n > 1 else 1
 
 
 def set_num_threads(n):
@@ -90,6 +96,8 @@ def resolve(num_threads):
     """Per-call thread count: the argument if given, else the default."""
     if num_threads is None:
         return get_num_threads()
+    if type(num_threads) is int and num_threads >= 1:
+        return num_threads
     return _check_positive_int("num_threads", num_threads)
 
 

@@ -16,6 +16,7 @@
 #ifndef CDROP_RNG_H
 #define CDROP_RNG_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -49,6 +50,15 @@ static inline uint64_t cdrop_key(uint64_t seed) { return cdrop_hash64(seed); }
  * for the package stream (base seed, draw counter).  XOR of a hashed counter, then hash again:
  * not additive, so two bases never give shifted copies of one sequence. */
 static inline uint64_t cdrop_derive(uint64_t a, uint64_t b) { return cdrop_hash64(a ^ cdrop_hash64(b)); }
+
+/* Keep threshold for a drop probability 0 < p < 1: an element is kept iff its draw < thr
+ * (docs/rng.md, section 6).  keep = 1 - p is a multiple of 2^-53 below 1, so keep * 2^32 + 0.5
+ * is exact in binary64 (or >= 2^32, which is clamped) and floor() rounds half up exactly. */
+static inline uint32_t cdrop_threshold(double p)
+{
+    const double t = floor((1.0 - p) * 4294967296.0 + 0.5);
+    return t >= 4294967295.0 ? UINT32_C(0xFFFFFFFF) : (uint32_t)t;
+}
 
 /* Lane states of one block, structure-of-arrays: s[w][l] is state word w of lane l, which is
  * the layout the SIMD kernels load with four 16-lane vector loads. */
