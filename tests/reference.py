@@ -124,7 +124,7 @@ def hash64_array(arr):
 
 
 # --------------------------------------------------------------------------------------------
-# Section 5: xoshiro128++ on arrays of independent lanes.
+# Section 5: xoshiro128+ on arrays of independent lanes.
 # --------------------------------------------------------------------------------------------
 
 
@@ -133,8 +133,12 @@ def _rotl32(x, k):
     return (x << _u32(k)) | (x >> _u32(32 - k))
 
 
-def _lane_outputs(s0, s1, s2, s3, n, skip=0):
-    """Outputs number skip .. n-1 of independent xoshiro128++ lanes.
+def _lane_outputs(s0, s1, s2, s3, n, skip=0, scrambler="+"):
+    """Outputs number skip .. n-1 of independent xoshiro128+ lanes.
+
+    ``scrambler="++"`` gives xoshiro128++ instead (the same state transition, another output
+    function); it exists only so that the self-check can pin the shared state transition to
+    Blackman & Vigna's published xoshiro128++ vectors.
 
     s0..s3 are uint32 arrays of one common shape S (one entry per lane); the inputs are not
     modified.  Returns a uint32 array of shape (n - skip,) + S whose [t] entry is output number
@@ -154,8 +158,11 @@ def _lane_outputs(s0, s1, s2, s3, n, skip=0):
     out = np.empty((n - skip,) + shape, dtype=np.uint32)
     for step in range(n):
         if step >= skip:
-            # out = rotl32(s0 + s3, 7) + s0   (uint32 array addition wraps mod 2^32)
-            out[step - skip] = _rotl32(s0 + s3, 7) + s0
+            # out = s0 + s3   (uint32 array addition wraps mod 2^32)
+            if scrambler == "+":
+                out[step - skip] = s0 + s3
+            else:
+                out[step - skip] = _rotl32(s0 + s3, 7) + s0
         t = s1 << _u32(9)
         s2 ^= s0
         s3 ^= s1
@@ -287,8 +294,9 @@ def keep_mask(shape, p, seed, offset=0):
     if p == 1.0:
         return np.zeros(shape, dtype=bool)  # drops everything, draws nothing
     thr = threshold(p)
-    # Compare as uint64 so thr (<= 2^32 - 1) is representable whatever the promotion rules.
-    u = draws(seed, offset, n).astype(np.uint64)
+    # keep <=> (u ^ 0x80000000) < thr, unsigned.  Compare as uint64 so thr (<= 2^32 - 1) is
+    # representable whatever the promotion rules.
+    u = (draws(seed, offset, n) ^ np.uint32(0x80000000)).astype(np.uint64)
     return (u < np.uint64(thr)).reshape(shape)
 
 

@@ -49,12 +49,17 @@ def s_rotl32(x, k):
 
 
 class ScalarXoshiro128pp:
+    """xoshiro128++: pins the state transition (shared with '+') to published vectors."""
+
     def __init__(self, s0, s1, s2, s3):
         self.s = [s0, s1, s2, s3]
 
+    def output(self, s0, s3):
+        return (s_rotl32((s0 + s3) & M32, 7) + s0) & M32
+
     def next(self):
         s0, s1, s2, s3 = self.s
-        out = (s_rotl32((s0 + s3) & M32, 7) + s0) & M32
+        out = self.output(s0, s3)
         t = (s1 << 9) & M32
         s2 ^= s0
         s3 ^= s1
@@ -64,6 +69,13 @@ class ScalarXoshiro128pp:
         s3 = s_rotl32(s3, 11)
         self.s = [s0, s1, s2, s3]
         return out
+
+
+class ScalarXoshiro128p(ScalarXoshiro128pp):
+    """xoshiro128+, the generator of the spec: the same transition, output s0 + s3."""
+
+    def output(self, s0, s3):
+        return (s0 + s3) & M32
 
 
 def s_lane_state(seed, b, lane):
@@ -80,7 +92,7 @@ def s_draw(seed, g):
     """u(g) computed the slow obvious way: seed the lane, step it `step` times."""
     b, j = g >> 14, g & 16383
     lane, step = j & 15, j >> 4
-    rng = ScalarXoshiro128pp(*s_lane_state(seed, b, lane))
+    rng = ScalarXoshiro128p(*s_lane_state(seed, b, lane))
     for _ in range(step):
         rng.next()
     return rng.next()
@@ -88,7 +100,7 @@ def s_draw(seed, g):
 
 def s_block_draws(seed, b):
     """All 16384 draws of block b, interleaving the 16 lanes as section 5 says."""
-    lanes = [ScalarXoshiro128pp(*s_lane_state(seed, b, l)) for l in range(16)]
+    lanes = [ScalarXoshiro128p(*s_lane_state(seed, b, l)) for l in range(16)]
     out = []
     for _t in range(1024):
         for l in range(16):
@@ -174,12 +186,20 @@ def test_scalar_twin_matches_published_xoshiro128pp():
 
 
 def test_lane_outputs_published_vector():
-    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10)
+    # The state transition is xoshiro128++'s, checked against the published vector ...
+    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10,
+                        scrambler="++")
     assert out.dtype == np.uint32
     assert out.reshape(-1).tolist() == XOSHIRO_1234
     # skip discards the first outputs
-    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10, skip=4)
+    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10, skip=4,
+                        scrambler="++")
     assert out.reshape(-1).tolist() == XOSHIRO_1234[4:]
+    # ... and the '+' output is s0 + s3 of the same states: 1 + 4 first.
+    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10)
+    rng = ScalarXoshiro128p(1, 2, 3, 4)
+    assert out.reshape(-1).tolist() == [rng.next() for _ in range(10)]
+    assert int(out[0, 0]) == 5
 
 
 def test_lane_outputs_vectorised_against_scalar():
@@ -193,7 +213,7 @@ def test_lane_outputs_vectorised_against_scalar():
     assert out.shape == (n, 3, 5)
     for i in range(3):
         for j in range(5):
-            r = ScalarXoshiro128pp(*(int(states[k, i, j]) for k in range(4)))
+            r = ScalarXoshiro128p(*(int(states[k, i, j]) for k in range(4)))
             assert out[:, i, j].tolist() == [r.next() for _ in range(n)]
     # inputs untouched
     assert states[:, 0, 0].tolist() == [1, 2, 3, 4]
@@ -295,7 +315,7 @@ def test_keep_mask_matches_draws_and_offset():
     p, seed = 0.4, 99
     thr = threshold(p)
     m = keep_mask((7, 11, 13), p, seed, offset=16380)
-    u = draws(seed, 16380, 7 * 11 * 13).astype(np.int64)
+    u = (draws(seed, 16380, 7 * 11 * 13) ^ np.uint32(0x80000000)).astype(np.int64)
     assert np.array_equal(m.ravel(), u < thr)
     # offset shifts the stream
     big = keep_mask(5000, p, seed)

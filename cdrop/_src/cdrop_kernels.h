@@ -12,7 +12,7 @@
  *   *_avx2      explicit 256-bit code in a target("avx2") function, so the extension is still
  *               compiled for baseline x86-64 and the AVX2 code runs only where the CPU has it.
  * Both produce identical bits: the integer stream is the same, the keep test is the same
- * unsigned compare, and a kept value is one IEEE multiplication in the array's precision.
+ * compare (cdrop_keeps), and a kept value is one IEEE multiplication in the array's precision.
  * A dropped element is written as +0.0 by selection (never 0 * x), so NaN and Inf are dropped
  * to +0.0 as well.
  */
@@ -136,7 +136,7 @@ static inline int64_t cdrop_in_block(uint64_t g, int64_t remaining)
             const T *s_ = src + i - l0;                                                         \
             T *d_ = dst + i - l0;                                                               \
             for (int l = l0; l < l1; l++)                                                       \
-                d_[l] = (u[l] < thr) ? s_[l] * scale : (T)0;                                    \
+                d_[l] = cdrop_keeps(u[l], thr) ? s_[l] * scale : (T)0;                                    \
         });                                                                                     \
     }
 
@@ -149,7 +149,7 @@ static void cdrop_keep_u8_portable(uint8_t *dst, int64_t n, uint64_t key, uint64
     CDROP_WALK_PORTABLE(key, g0, n, {
         uint8_t *d_ = dst + i - l0;
         for (int l = l0; l < l1; l++)
-            d_[l] = (uint8_t)(u[l] < thr);
+            d_[l] = (uint8_t)cdrop_keeps(u[l], thr);
     });
 }
 
@@ -178,10 +178,10 @@ CDROP_AVX2 static inline void cdrop_avx2_load(cdrop_lanes_avx2 *v, const cdrop_l
 
 #define CDROP_ROTL256(x, k) _mm256_or_si256(_mm256_slli_epi32((x), (k)), _mm256_srli_epi32((x), 32 - (k)))
 
-/* One xoshiro128++ step of 8 lanes; the same statements as cdrop_lanes_next. */
+/* One xoshiro128+ step of 8 lanes; the same statements as cdrop_lanes_next. */
 CDROP_AVX2 static inline __m256i cdrop_avx2_step8(__m256i *s0, __m256i *s1, __m256i *s2, __m256i *s3)
 {
-    const __m256i out = _mm256_add_epi32(CDROP_ROTL256(_mm256_add_epi32(*s0, *s3), 7), *s0);
+    const __m256i out = _mm256_add_epi32(*s0, *s3);
     const __m256i t = _mm256_slli_epi32(*s1, 9);
     *s2 = _mm256_xor_si256(*s2, *s0);
     *s3 = _mm256_xor_si256(*s3, *s1);
@@ -192,17 +192,15 @@ CDROP_AVX2 static inline __m256i cdrop_avx2_step8(__m256i *s0, __m256i *s1, __m2
     return out;
 }
 
-/* Keep masks of the next group: all-ones in a lane whose draw is below thr.  AVX2 compares
- * only signed 32-bit integers, so both sides are biased by 2^31 (an order-preserving map from
- * unsigned to signed); `thr_b` is thr ^ 0x80000000, prepared once. */
-CDROP_AVX2 static inline void cdrop_avx2_group(cdrop_lanes_avx2 *v, __m256i thr_b, __m256i *ka,
+/* Keep masks of the next group: all-ones in a lane that cdrop_keeps.  (u ^ 2^31) < thr unsigned
+ * is (int32)u < (int32)(thr ^ 2^31): `thr_s` holds the latter, prepared once. */
+CDROP_AVX2 static inline void cdrop_avx2_group(cdrop_lanes_avx2 *v, __m256i thr_s, __m256i *ka,
                                                __m256i *kb, uint32_t u[CDROP_LANES])
 {
-    const __m256i bias = _mm256_set1_epi32((int)0x80000000u);
     const __m256i ua = cdrop_avx2_step8(&v->a0, &v->a1, &v->a2, &v->a3);
     const __m256i ub = cdrop_avx2_step8(&v->b0, &v->b1, &v->b2, &v->b3);
-    *ka = _mm256_cmpgt_epi32(thr_b, _mm256_xor_si256(ua, bias));
-    *kb = _mm256_cmpgt_epi32(thr_b, _mm256_xor_si256(ub, bias));
+    *ka = _mm256_cmpgt_epi32(thr_s, ua);
+    *kb = _mm256_cmpgt_epi32(thr_s, ub);
     if (u) { /* a partial group: hand the raw draws to the scalar code */
         _mm256_storeu_si256((__m256i *)&u[0], ua);
         _mm256_storeu_si256((__m256i *)&u[8], ub);
@@ -228,7 +226,7 @@ CDROP_AVX2 static inline uint32_t cdrop_avx2_at(cdrop_lanes_avx2 *v, uint64_t ke
  * masks ka (lanes 0-7) and kb (lanes 8-15); PART handles lanes l0 .. l1 of u[] starting at i. */
 #define CDROP_WALK_AVX2(key, g0, n, thr, FULL, PART)                                            \
     do {                                                                                        \
-        const __m256i thr_b = _mm256_set1_epi32((int)((thr) ^ 0x80000000u));                   \
+        const __m256i thr_s = _mm256_set1_epi32((int)((thr) ^ 0x80000000u));                   \
         int64_t i = 0;                                                                          \
         while (i < (n)) {                                                                       \
             cdrop_lanes_avx2 v;                                                                 \
@@ -239,12 +237,12 @@ CDROP_AVX2 static inline uint32_t cdrop_avx2_at(cdrop_lanes_avx2 *v, uint64_t ke
             int l0 = (int)(cdrop_avx2_at(&v, (key), g_) & 15);                                  \
             while (i < end_) {                                                                  \
                 if (l0 == 0 && end_ - i >= CDROP_LANES) {                                       \
-                    cdrop_avx2_group(&v, thr_b, &ka, &kb, NULL);                                \
+                    cdrop_avx2_group(&v, thr_s, &ka, &kb, NULL);                                \
                     FULL;                                                                       \
                     i += CDROP_LANES;                                                           \
                 } else {                                                                        \
                     const int l1 = (end_ - i >= CDROP_LANES - l0) ? CDROP_LANES : l0 + (int)(end_ - i); \
-                    cdrop_avx2_group(&v, thr_b, &ka, &kb, u);                                   \
+                    cdrop_avx2_group(&v, thr_s, &ka, &kb, u);                                   \
                     PART;                                                                       \
                     i += l1 - l0;                                                               \
                     l0 = 0;                                                                     \
@@ -266,7 +264,7 @@ CDROP_AVX2 static void cdrop_apply_f32_avx2(const float *src, float *dst, int64_
         },
         {
             for (int l = l0; l < l1; l++)
-                dst[i + l - l0] = (u[l] < thr) ? src[i + l - l0] * scale : 0.0f;
+                dst[i + l - l0] = cdrop_keeps(u[l], thr) ? src[i + l - l0] * scale : 0.0f;
         });
 }
 
@@ -288,7 +286,7 @@ CDROP_AVX2 static void cdrop_apply_f64_avx2(const double *src, double *dst, int6
         },
         {
             for (int l = l0; l < l1; l++)
-                dst[i + l - l0] = (u[l] < thr) ? src[i + l - l0] * scale : 0.0;
+                dst[i + l - l0] = cdrop_keeps(u[l], thr) ? src[i + l - l0] * scale : 0.0;
         });
 }
 
@@ -305,7 +303,7 @@ CDROP_AVX2 static void cdrop_keep_u8_avx2(uint8_t *dst, int64_t n, uint64_t key,
         },
         {
             for (int l = l0; l < l1; l++)
-                dst[i + l - l0] = (uint8_t)(u[l] < thr);
+                dst[i + l - l0] = (uint8_t)cdrop_keeps(u[l], thr);
         });
 }
 #endif /* CDROP_HAVE_AVX2_KERNELS */

@@ -1,0 +1,33 @@
+# Stub of the compiled module cdrop/_kernels.pyx (checked by mypy's stubtest in CI).
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "apply",
+    "build_info",
+    "derive",
+    "get_path",
+    "hash64",
+    "keep_mask",
+    "max_threads",
+    "set_path",
+    "set_serial_only",
+    "BLOCK",
+]
+
+BLOCK: int
+
+def set_path(name: str) -> str: ...
+def get_path() -> str: ...
+def set_serial_only(flag: bool) -> None: ...
+def max_threads() -> int: ...
+def build_info() -> dict[str, Any]: ...
+def hash64(x: int) -> int: ...
+def derive(a: int, b: int) -> int: ...
+def apply(
+    src: np.ndarray, dst: np.ndarray, seed: int, offset: int, p: float, num_threads: int
+) -> bool: ...
+def keep_mask(
+    out: np.ndarray, n: int, seed: int, offset: int, p: float, num_threads: int, packed: bool
+) -> None: ...
