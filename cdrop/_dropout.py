@@ -5,6 +5,7 @@ untouched.  The compiled module (cdrop._kernels) trusts what it is given.
 """
 import math
 import numbers
+import reprlib
 
 import numpy as np
 
@@ -20,10 +21,13 @@ def _check_p(p):
         return p
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"p must be a real number, got {type(p).__name__}")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:  # also rejects NaN
-        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-    return p
+    try:
+        value = float(p)
+    except OverflowError:  # an int beyond the float range: certainly not in [0, 1]
+        raise ValueError(f"p must be a probability in [0, 1], got {reprlib.repr(p)}") from None
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError(f"p must be a probability in [0, 1], got {value!r}")
+    return value
 
 
 def _check_dtype(dtype, name):
@@ -61,7 +65,9 @@ def _check_offset(offset, n):
             f"offset + size must be <= 2**64 (the stream's index space), got offset={offset} "
             f"with {n} elements"
         )
-    return offset
+    # With no elements the offset selects nothing; 0 keeps the kernels' uint64 argument valid
+    # when offset == 2**64.
+    return offset if n else 0
 
 
 def _same_view(a, b):

@@ -132,13 +132,16 @@ def derive(uint64_t a, uint64_t b):
     return cdrop_derive(a, b)
 
 
-cdef inline int _threads_for(int64_t n, int requested) noexcept nogil:
-    # One thread below CDROP_MIN_PARALLEL elements, and at least CDROP_MIN_PER_THREAD each.
+cdef inline int _threads_for(int64_t n, Py_ssize_t requested) noexcept nogil:
+    # One thread below CDROP_MIN_PARALLEL elements, and at least CDROP_MIN_PER_THREAD each
+    # (which also bounds any huge request, e.g. set_num_threads(2**40), to what n can use).
     cdef int64_t cap
     if _serial_only or requested <= 1 or n < CDROP_MIN_PARALLEL:
         return 1
     cap = n // CDROP_MIN_PER_THREAD
-    return <int>(cap if cap < requested else requested)
+    if cap > requested:
+        cap = requested
+    return <int>(cap if cap < 65536 else 65536)
 
 
 cdef int _merge_dims(Py_buffer *sv, Py_buffer *dv, int64_t *shape, int64_t *sstr,
@@ -222,7 +225,7 @@ cdef inline bint _aligned(const Py_buffer *v) noexcept:
     return True
 
 
-def apply(src, dst, uint64_t seed, uint64_t offset, double p, int num_threads):
+def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads):
     """Dropout of ``src`` into ``dst`` (which may be ``src``) for 0 < p < 1.
 
     Returns False, having written nothing, if either array is not aligned for its dtype;
@@ -303,7 +306,7 @@ cdef void _keep_bits(uint8_t *out, int64_t n, uint64_t key, uint64_t g0, uint32_
             cdrop_keep_bits(&_kt, out, lo, hi, key, g0, thr)
 
 
-def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, int num_threads,
+def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads,
               bint packed):
     """Write the keep mask of ``n`` elements into the contiguous byte array ``out``.
 

@@ -26,13 +26,17 @@ _CPUS = _cpu_count()
 _OMP_ENV = "OMP_NUM_THREADS" in os.environ
 
 
+# Larger requests are treated as this many (no machine comes close; it keeps the value a C int).
+MAX_THREADS = 1 << 16
+
+
 def _check_positive_int(name, n):
     if isinstance(n, bool) or not hasattr(n, "__index__"):
         raise TypeError(f"{name} must be an int, got {type(n).__name__}")
     n = n.__index__()
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
-    return n
+    return min(n, MAX_THREADS)
 
 
 def get_num_threads():
@@ -68,8 +72,8 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int or None
-        Threads to use, >= 1; ``None`` returns to the environment's default
-        (see :func:`get_num_threads`).
+        Threads to use, >= 1 (values above 65,536 count as 65,536); ``None`` returns to the
+        environment's default (see :func:`get_num_threads`).
 
     Raises
     ------
@@ -96,7 +100,7 @@ def resolve(num_threads):
     """Per-call thread count: the argument if given, else the default."""
     if num_threads is None:
         return get_num_threads()
-    if type(num_threads) is int and num_threads >= 1:
+    if type(num_threads) is int and 1 <= num_threads <= MAX_THREADS:
         return num_threads
     return _check_positive_int("num_threads", num_threads)
 

@@ -1,0 +1,135 @@
+"""Shared setup of cdrop's test suite.
+
+* ``tests/`` goes on sys.path so that ``import reference`` (the pure-NumPy oracle) works.
+* The suite must test the INSTALLED package: if ``cdrop`` resolves to the source folder of this
+  repository (which has no compiled extension, or a stale one), the session fails at once.
+* ``kernel_path``: a fixture parametrised over the "avx2" and "portable" kernel paths.
+* ``reference.draws`` is memoised (it is a pure function of its arguments), so that the many
+  oracle comparisons of the same stream segment cost one oracle run.
+"""
+import functools
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+SOURCE_PACKAGE = REPO_ROOT / "cdrop"
+
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import reference  # noqa: E402  (needs the sys.path entry above)
+
+
+def _import_installed_cdrop():
+    import importlib.util
+
+    spec = importlib.util.find_spec("cdrop")
+    if spec is not None and spec.origin is not None:
+        if Path(spec.origin).resolve().parent == SOURCE_PACKAGE.resolve():
+            pytest.exit(
+                f"cdrop resolves to the source tree ({SOURCE_PACKAGE}), not to an installed "
+                "copy. Install the package (pip install --no-build-isolation .) and run the "
+                "`pytest` console script (not `python -m pytest`, which puts the current "
+                "directory first on sys.path).",
+                returncode=4,
+            )
+    try:
+        import cdrop
+    except ImportError as exc:  # pragma: no cover - only on a broken install
+        pytest.exit(
+            f"cannot import cdrop ({exc}); install it first: cd {REPO_ROOT} && "
+            "pip install --no-build-isolation .",
+            returncode=4,
+        )
+    here = Path(cdrop.__file__).resolve().parent
+    if here == SOURCE_PACKAGE.resolve():
+        pytest.exit(
+            f"cdrop was imported from the source tree ({here}), not from an installed copy. "
+            "Install the package (pip install .) and run the `pytest` console script "
+            "(not `python -m pytest`, which puts the current directory first on sys.path).",
+            returncode=4,
+        )
+    return cdrop
+
+
+def pytest_configure(config):
+    cdrop = _import_installed_cdrop()
+    config._cdrop_location = str(Path(cdrop.__file__).resolve().parent)
+    # Hypothesis keeps caches in ./.hypothesis; keep them out of the repository.
+    config._cdrop_hypothesis_home = None
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:  # pragma: no cover
+        return
+    home = tempfile.mkdtemp(prefix="cdrop-tests-hypothesis-")
+    set_hypothesis_home_dir(home)
+    config._cdrop_hypothesis_home = home
+
+
+def pytest_unconfigure(config):
+    home = getattr(config, "_cdrop_hypothesis_home", None)
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def pytest_report_header(config):
+    import cdrop
+
+    return [f"cdrop {cdrop.__version__} from {config._cdrop_location}",
+            f"cdrop config: {cdrop.show_config()}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Memoised oracle draws.
+# ---------------------------------------------------------------------------------------------
+_original_draws = reference.draws
+
+
+@functools.lru_cache(maxsize=48)
+def _memo_draws(seed, offset, n):
+    a = _original_draws(seed, offset, n)
+    a.setflags(write=False)
+    return a
+
+
+def _draws(seed, offset, n):
+    return _memo_draws(int(seed), int(offset), int(n)).copy()
+
+
+_draws.__doc__ = _original_draws.__doc__
+reference.draws = _draws
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(params=["avx2", "portable"])
+def kernel_path(request):
+    """Select a kernel path for the test; "auto" is restored afterwards."""
+    from cdrop import _kernels
+
+    want = request.param
+    try:
+        got = _kernels.set_path(want)
+        if got != want:
+            pytest.skip(f"kernel path {want!r} is not available here (got {got!r})")
+        yield got
+    finally:
+        _kernels.set_path("auto")
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    """Every test starts and ends with the default thread count and the auto kernel path."""
+    import cdrop
+    from cdrop import _kernels
+
+    yield
+    cdrop.set_num_threads(None)
+    _kernels.set_path("auto")

@@ -1,0 +1,101 @@
+"""More than 2**31 elements: indexing must be 64-bit everywhere (slow, needs ~9 GiB)."""
+import gc
+import math
+import time
+
+import numpy as np
+import pytest
+
+import cdrop
+import reference
+
+N = 2**31 + 2**20 + 3  # float32: about 8.6 GB
+SEED = 11
+P = 0.5
+
+
+def _mem_available_gib():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def _need_memory(gib):
+    avail = _mem_available_gib()
+    if avail is None:
+        pytest.skip("cannot read MemAvailable from /proc/meminfo")
+    if avail < gib:
+        pytest.skip(f"needs {gib} GiB of available memory, {avail:.1f} GiB available")
+
+
+def _check_window(values, start, what):
+    """values = the dropout of ones at global indices start .. start + len(values) - 1."""
+    expected = reference.dropout_ref(np.ones(len(values), np.float32), P, SEED, offset=start)
+    assert np.array_equal(values.view(np.uint32), expected.view(np.uint32)), what
+
+
+@pytest.mark.slow
+def test_in_place_over_2_31_elements():
+    _need_memory(12)
+    t0 = time.perf_counter()
+    x = np.ones(N, dtype=np.float32)
+    try:
+        r = cdrop.dropout(x, P, seed=SEED, inplace=True)
+        assert r is x
+        # (a) the very end
+        _check_window(x[-5000:], N - 5000, "last 5000 elements")
+        # (b) around index 2**31 (where a 32-bit index would wrap)
+        _check_window(x[2**31 - 2500:2**31 + 2500], 2**31 - 2500, "around 2**31")
+        # around 2**32 / 4 bytes: the byte offset 2**32 of a float32 array, element 2**30
+        _check_window(x[2**30 - 100:2**30 + 100], 2**30 - 100, "around 2**30")
+        # (c) kept fraction of a few 10^6-element samples, 6-sigma binomial bound each
+        q = reference.threshold(P) / 2**32
+        for start in (0, 2**31 - 10**6 // 2, N - 10**6, 1_500_000_000):
+            sample = x[start:start + 10**6]
+            k = int(np.count_nonzero(sample))
+            assert abs(k - 10**6 * q) <= 6 * math.sqrt(10**6 * q * (1 - q)), (start, k)
+            assert set(np.unique(sample).tolist()) <= {0.0, 2.0}
+        # the kept/dropped pattern at the end equals the stand-alone mask's
+        tail_mask = cdrop.dropout_mask(2**20, P, seed=SEED, offset=N - 2**20)
+        assert np.array_equal(x[-2**20:] != 0, tail_mask)
+    finally:
+        del x
+        gc.collect()
+    print(f"in place over {N} float32 elements: {time.perf_counter() - t0:.1f} s")
+
+
+@pytest.mark.slow
+def test_packed_mask_over_2_31_elements():
+    _need_memory(4)
+    bits = cdrop.dropout_mask(N, P, seed=SEED, packed=True)
+    try:
+        assert bits.shape == ((N + 7) // 8,) and bits.dtype == np.uint8
+        start = (N - 5000) // 8 * 8  # a byte-aligned element index near the end
+        expected = reference.packed_mask(N - start, P, SEED, offset=start)
+        assert np.array_equal(bits[start // 8:], expected)
+        assert bits[-1] >> (N % 8) == 0  # padding bits are zero
+        mid = 2**31 - 4096
+        expected = reference.packed_mask(8192, P, SEED, offset=mid)
+        assert np.array_equal(bits[mid // 8:mid // 8 + 1024], expected)
+    finally:
+        del bits
+        gc.collect()
+
+
+@pytest.mark.slow
+def test_bool_mask_over_2_31_elements():
+    _need_memory(6)
+    m = cdrop.dropout_mask(N, P, seed=SEED)
+    try:
+        assert m.shape == (N,) and m.dtype == np.bool_
+        assert np.array_equal(m[-5000:], reference.keep_mask(5000, P, SEED, offset=N - 5000))
+        assert np.array_equal(m[2**31 - 100:2**31 + 100],
+                              reference.keep_mask(200, P, SEED, offset=2**31 - 100))
+    finally:
+        del m
+        gc.collect()
