@@ -1,8 +1,8 @@
-"""``python -m cdrop``: print the build configuration and a short speed comparison.
+"""``cdrop`` or ``python -m cdrop``: print the build configuration and a short speed comparison.
 
 The comparison runs cdrop and the textbook NumPy dropout alternately on the same float32 data
 (a few sizes, p = 0.5, median of interleaved rounds) and prints times and the speed-up.  It
-takes a few seconds.  ``python -m cdrop --config`` prints only the configuration.
+takes a few seconds.  ``cdrop --config`` prints only the configuration.
 """
 import argparse
 import statistics
@@ -57,7 +57,7 @@ def compare(sizes=(16_384, 1_048_576, 16_777_216), p=0.5, budget=3.0, file=sys.s
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m cdrop", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="cdrop", description=__doc__.splitlines()[0])
     ap.add_argument("--config", action="store_true", help="print the configuration only")
     args = ap.parse_args(argv)
     print("cdrop configuration:")
