@@ -13,6 +13,7 @@ __all__ = [
     "max_threads",
     "set_path",
     "set_serial_only",
+    "scale_inplace",
     "BLOCK",
 ]
 
@@ -31,3 +32,4 @@ def apply(
 def keep_mask(
     out: np.ndarray, n: int, seed: int, offset: int, p: float, num_threads: int, packed: bool
 ) -> None: ...
+def scale_inplace(x: np.ndarray, c: float, num_threads: int) -> None: ...

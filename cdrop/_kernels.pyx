@@ -25,6 +25,7 @@ __all__ = [
     "max_threads",
     "set_path",
     "set_serial_only",
+    "scale_inplace",
     "BLOCK",
 ]
 
@@ -58,6 +59,7 @@ cdef extern from "cdrop_kernels.h" nogil:
     int64_t cdrop_chunk_start(uint64_t g0, int64_t n, int64_t c)
     int64_t cdrop_chunk_count(uint64_t g0, int64_t n)
     cdrop_kernel_table cdrop_kernels_for(int path)
+    void cdrop_scale_f32(float *x, int64_t n, float c)
     void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t lo, int64_t hi,
                          uint64_t key, uint64_t g0, uint32_t thr)
     void cdrop_apply_strided_f32(const cdrop_kernel_table *kt, int ndim, const int64_t *shape,
@@ -328,3 +330,24 @@ def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, Py_ssize
                 _keep_bytes(<uint8_t *>ov.buf, n, key, offset, thr, nt)
     finally:
         PyBuffer_Release(&ov)
+
+
+def scale_inplace(float[::1] x, float c, int num_threads):
+    """``x *= c`` on a contiguous float32 array with ``num_threads`` OpenMP threads.
+
+    Not part of dropout: it is the benchmarks' memory-bandwidth floor for more than one thread
+    (one read and one write of every element, the same static schedule over the same chunks as
+    the dropout kernels), which NumPy cannot give since its ufuncs run on one thread.
+    """
+    cdef int64_t n = x.shape[0]
+    cdef int64_t nch = cdrop_chunk_count(0, n)
+    cdef int64_t c_, lo, hi
+    cdef float *p
+    if n == 0:
+        return
+    p = &x[0]
+    with nogil:
+        for c_ in prange(nch, schedule="static", num_threads=num_threads):
+            lo = cdrop_chunk_start(0, n, c_)
+            hi = cdrop_chunk_start(0, n, c_ + 1)
+            cdrop_scale_f32(p + lo, hi - lo, c)

@@ -434,4 +434,12 @@ static void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t
 CDROP_DEFINE_APPLY_STRIDED(cdrop_apply_strided_f32, float)
 CDROP_DEFINE_APPLY_STRIDED(cdrop_apply_strided_f64, double)
 
+/* x *= c: not dropout, the benchmarks' bandwidth floor for several threads (NumPy's ufuncs run on
+ * one).  A plain loop that every compiler vectorises. */
+static void cdrop_scale_f32(float *x, int64_t n, float c)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= c;
+}
+
 #endif /* CDROP_KERNELS_H */
