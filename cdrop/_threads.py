@@ -45,7 +45,7 @@ def get_num_threads():
     ``set_num_threads(n)`` fixes it.  Otherwise it is ``omp_get_max_threads()`` (which honours
     ``OMP_NUM_THREADS`` and ``threadpoolctl``), capped at the CPUs this process may run on
     unless ``OMP_NUM_THREADS`` is set.  1 in a build without OpenMP.  Whatever the number,
-    arrays smaller than about 131,072 elements run on one thread, and results never depend on it.
+    arrays smaller than 65,536 elements run on one thread, and results never depend on it.
 
     Returns
     -------

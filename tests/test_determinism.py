@@ -15,7 +15,7 @@ import reference
 from cdrop import _kernels
 from helpers import assert_bits_equal
 
-BIG = 3 * 2**20 + 5  # threaded (>= 131072 elements), several blocks, ragged end
+BIG = 3 * 2**20 + 5  # threaded (>= 65536 elements), several blocks, ragged end
 THREADS = [1, 2, 3, 4, 7]
 
 
@@ -330,3 +330,18 @@ def test_golden_values(dtype, kernel_path):
     assert_bits_equal(compiled, oracle)
     assert _sha(oracle) == GOLDEN_VALUES[dtype]
     assert _sha(compiled) == GOLDEN_VALUES[dtype]
+
+
+@pytest.mark.parametrize("n", [2**16 - 1, 2**16, 2**16 + 16385, 5 * 2**15 + 7])
+@pytest.mark.parametrize("offset", [0, 9])
+def test_sizes_near_the_threading_cut_off(n, offset):
+    """Around the size where calls start using threads (2**16 elements, 2**15 per thread) the
+    oracle and every thread count still agree, on both bool masks and dropout."""
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    ref = reference.dropout_ref(x, 0.5, 99, offset)
+    for nt in (1, 2, 3, 5):
+        assert_bits_equal(cdrop.dropout(x, 0.5, seed=99, offset=offset, num_threads=nt), ref,
+                          f"n={n} num_threads={nt}")
+        assert np.array_equal(
+            cdrop.dropout_mask(n, 0.5, seed=99, offset=offset, packed=True, num_threads=nt),
+            reference.packed_mask(n, 0.5, 99, offset))

@@ -44,12 +44,18 @@ static inline int omp_get_max_threads(void) { return 1; }
 #define CDROP_PATH_PORTABLE 0
 #define CDROP_PATH_AVX2 1
 
-/* Threading policy.  A parallel region costs 1-15 us (libgomp wake-up, more with a passive wait
- * policy); below CDROP_MIN_PARALLEL elements one core finishes before a second one would help.
- * Each thread is given at least CDROP_MIN_PER_THREAD elements.  Measured values: see
- * bench/quick_check.py and the closing notes of the core issue. */
-#define CDROP_MIN_PARALLEL ((int64_t)1 << 17)
-#define CDROP_MIN_PER_THREAD ((int64_t)1 << 16)
+/* Threading policy.  A parallel region costs microseconds (libgomp's wake-up; far more when the
+ * machine is oversubscribed), so small arrays stay on one thread.  Measured on the 2-core
+ * development VM (in-place float32, median of 200 calls separated by 50 us / 1 ms of other
+ * work): 2^15 elements 4.6/5.1 us on 1 thread vs 3.5/4.4 us on 2; 2^16: 8.8/10.3 vs 5.6/8.7;
+ * 2^17: 18.7/21.5 vs 13.3/15.5.  Two threads win from 2^15 on, by a margin that is small there,
+ * so the cut-off is 2^16, with at least two blocks (2^15 elements) per thread. */
+#ifndef CDROP_MIN_PARALLEL /* overridable with -D for measurements */
+#define CDROP_MIN_PARALLEL ((int64_t)1 << 16)
+#endif
+#ifndef CDROP_MIN_PER_THREAD
+#define CDROP_MIN_PER_THREAD ((int64_t)1 << 15)
+#endif
 
 static inline int cdrop_have_openmp(void) { return CDROP_HAVE_OPENMP; }
 
