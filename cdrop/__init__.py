@@ -14,6 +14,8 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
         f"another directory. Original error: {exc}"
     ) from exc
 
+import os as _os
+
 from ._dropout import dropout, dropout_mask
 from ._layer import Dropout
 from ._seed import manual_seed
@@ -29,6 +31,12 @@ __all__ = [
     "show_config",
     "__version__",
 ]
+
+
+# CDROP_KERNEL=portable|avx2|auto picks the kernel path for the whole process (the paths give
+# identical results; this lets a CI job exercise the portable one on an AVX2 machine).
+if _os.environ.get("CDROP_KERNEL"):
+    _kernels.set_path(_os.environ["CDROP_KERNEL"])
 
 
 def show_config():

@@ -13,7 +13,7 @@ from . import _kernels, _seed, _threads
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
 _U64 = 1 << 64
-_TOO_HARD = getattr(getattr(np, "exceptions", np), "TooHardError")
+_TOO_HARD = getattr(np, "exceptions", np).TooHardError  # numpy.exceptions is NumPy >= 1.25
 
 
 def _check_p(p):

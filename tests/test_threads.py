@@ -239,3 +239,13 @@ def test_results_identical_across_processes_with_different_thread_counts(tmp_pat
     assert out == _digest(cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=2))
     assert_bits_equal(cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=2),
                       cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=1))
+
+
+@pytest.mark.parametrize("path", ["portable", "auto"])
+def test_cdrop_kernel_environment_variable(tmp_path, path):
+    out = _run_python("""
+        import cdrop
+        print(cdrop.show_config()["simd"])
+    """, tmp_path, CDROP_KERNEL=path)
+    expected = "portable" if path == "portable" else cdrop._kernels.set_path("auto")
+    assert out == expected

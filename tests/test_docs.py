@@ -1,0 +1,24 @@
+"""The Examples sections of the public docstrings run and say what the code does."""
+import doctest
+
+import pytest
+
+import cdrop
+from cdrop import _dropout, _layer, _seed, _threads
+
+MODULES = [cdrop, _dropout, _layer, _seed, _threads]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    try:
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    finally:
+        cdrop.set_num_threads(None)
+    assert result.failed == 0
+
+
+def test_every_public_name_has_examples():
+    missing = [name for name in cdrop.__all__ if name != "__version__"
+               and "Examples" not in (getattr(cdrop, name).__doc__ or "")]
+    assert missing == []
