@@ -4,9 +4,9 @@
   build the extension.  Without it cdrop builds anyway and runs serially (cdrop.show_config()
   then reports ``openmp: False``).
   CDROP_NO_OPENMP=1 forces the serial build; CDROP_FAIL_NO_OPENMP=1 turns a failed probe into an
-  error (for CI and packagers who want to be sure).  Extra flags for exotic toolchains (Apple
-  clang with libomp: CPPFLAGS="-Xpreprocessor -fopenmp", LDFLAGS="-lomp") come from the usual
-  environment variables, which setuptools passes on.
+  error (for CI and packagers who want to be sure).  Apple clang is probed with
+  "-Xpreprocessor -fopenmp" and -lomp; libomp's -I and -L come from CPPFLAGS and LDFLAGS
+  (e.g. CPPFLAGS="-I$(brew --prefix libomp)/include" LDFLAGS="-L$(brew --prefix libomp)/lib").
 * Baseline ISA only: no -march=native (it writes the build machine's ISA into the binary, and a
   wheel or cached build then dies with SIGILL elsewhere) and no -ffast-math (it can switch the
   whole Python process to flush-to-zero).  The AVX2 kernels are target("avx2") functions chosen
@@ -14,6 +14,7 @@
 * CDROP_DEBUG=1 builds with Cython's bounds and wrap-around checks back on, and -O1 -g.
 """
 import os
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -21,6 +22,11 @@ import textwrap
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+try:  # setuptools >= 59 vendors distutils' errors here
+    from setuptools.errors import CompileError, LinkError
+except ImportError:  # pragma: no cover
+    from distutils.errors import CompileError, LinkError
 
 DEBUG = os.environ.get("CDROP_DEBUG", "") not in ("", "0")
 
@@ -38,6 +44,9 @@ DIRECTIVES = {
 
 OPENMP_PROBE = textwrap.dedent(
     """
+    #ifndef _OPENMP
+    #error "these flags do not enable OpenMP"
+    #endif
     #include <omp.h>
     int main(void) {
         int n = 0;
@@ -61,16 +70,26 @@ def openmp_flags(compiler):
     if compiler.compiler_type == "msvc":
         candidates = [(["/openmp"], [])]
     else:
-        candidates = [(["-fopenmp"], ["-fopenmp"]), ([], ["-lomp"])]  # the latter: CPPFLAGS route
+        # GCC and LLVM clang; then Apple clang, which has no -fopenmp driver flag but compiles
+        # OpenMP through the preprocessor against libomp (its -I/-L come from CPPFLAGS/LDFLAGS).
+        candidates = [(["-fopenmp"], ["-fopenmp"]), (["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
+    # The probe is compiled and linked as an executable, for which distutils does not apply
+    # the environment's flags as it does for the extension: pass them on explicitly.
+    env_cflags = shlex.split(os.environ.get("CPPFLAGS", "")) + shlex.split(
+        os.environ.get("CFLAGS", "")
+    )
+    env_ldflags = shlex.split(os.environ.get("LDFLAGS", ""))
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
             f.write(OPENMP_PROBE)
         for cflags, lflags in candidates:
             try:
-                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-                compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=lflags)
-            except Exception:  # CompileError / LinkError from distutils
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=env_cflags + cflags)
+                compiler.link_executable(
+                    objs, "probe", output_dir=tmp, extra_postargs=env_ldflags + lflags
+                )
+            except (CompileError, LinkError):
                 continue
             print(f"cdrop: OpenMP enabled with {cflags + lflags}")
             return cflags, lflags

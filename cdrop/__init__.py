@@ -36,7 +36,12 @@ __all__ = [
 # CDROP_KERNEL=portable|avx2|auto picks the kernel path for the whole process (the paths give
 # identical results; this lets a CI job exercise the portable one on an AVX2 machine).
 if _os.environ.get("CDROP_KERNEL"):
-    _kernels.set_path(_os.environ["CDROP_KERNEL"])
+    try:
+        _kernels.set_path(_os.environ["CDROP_KERNEL"])
+    except ValueError as _exc:
+        import warnings as _warnings
+
+        _warnings.warn(f"CDROP_KERNEL ignored: {_exc}", RuntimeWarning, stacklevel=2)
 
 
 def show_config():

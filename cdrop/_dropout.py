@@ -5,6 +5,7 @@ untouched.  The compiled module (cdrop._kernels) trusts what it is given.
 """
 import math
 import numbers
+import operator
 import reprlib
 
 import numpy as np
@@ -88,7 +89,7 @@ def _check_out(out, x):
     if out is x or not np.may_share_memory(x, out):
         return out
     if _same_view(x, out):
-        return x  # the same elements: this is in-place dropout
+        return out  # the same elements through another array object: in-place dropout
     try:
         overlap = np.shares_memory(x, out, max_work=1 << 20)
     except _TOO_HARD:
@@ -200,23 +201,29 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
     elif not isinstance(x, np.ndarray):
         x = np.asarray(x)
     _check_dtype(x.dtype, "x")
-    if inplace:
-        _check_writable(x, "x")
-        if out is not None and out is not x:
-            raise ValueError("pass either inplace=True or out=, not both (or out=x)")
     if out is not None:
         out = _check_out(out, x)
+    if inplace:
+        if out is None:
+            out = x
+        elif out is not x and not _same_view(out, x):
+            raise ValueError("pass either inplace=True or out=, not both (or out=x)")
+        if training:  # evaluation mode writes nothing, so a read-only x is fine there
+            _check_writable(x, "x")
     n_threads = _threads.resolve(num_threads)
     offset = _check_offset(offset, x.size)
     if not training:
+        if seed is not None:
+            _seed.check_seed(seed)  # validated, but evaluation consumes no seed
         if out is None or out is x:
             return x
         np.copyto(out, x)
         return out
     seed = _seed.resolve_seed(seed)
 
-    if out is None:
-        out = x if inplace else None
+    # `out` is now the target: x itself (in place), an array over x's elements, a separate
+    # array, or None (a new array).  The kernels read x and write out element by element, so an
+    # `out` over x's own elements is in-place dropout even when x is a read-only view.
     if p == 0.0:
         if out is None:
             return x.copy(order="K")
@@ -233,12 +240,17 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
 
 
 def _check_shape(shape):
-    if hasattr(shape, "__index__") and not isinstance(shape, bool):
-        shape = (shape,)
+    if isinstance(shape, (bool, np.bool_)):
+        raise TypeError("shape must be an int or a tuple of ints, got bool")
     try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}")
+        dims = (operator.index(shape),)
+    except TypeError:  # not an integer: a sequence of them (tuple, list, 1-d integer array)
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            raise TypeError(
+                f"shape must be an int or a tuple of ints, got {type(shape).__name__}"
+            ) from None
     out = []
     for d in dims:
         if isinstance(d, bool) or not hasattr(d, "__index__"):

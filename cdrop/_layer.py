@@ -1,4 +1,6 @@
 """The Dropout layer: train/eval modes and a backward pass that recomputes its mask."""
+import numpy as np
+
 from . import _kernels, _seed
 from ._dropout import _check_p, dropout
 
@@ -48,7 +50,7 @@ class Dropout:
         self.inplace = bool(inplace)
         self._seed = _seed.resolve_seed(seed)
         self._calls = 0  # forward calls made in training mode: the RNG position
-        self._last = None  # (seed, shape) of the last training forward; "eval" after an eval one
+        self._last = None  # (seed, p, shape) of the last training forward; "eval" after an eval one
         self.training = True
 
     @property
@@ -110,17 +112,20 @@ class Dropout:
         call_seed = _kernels.derive(self._seed, self._calls)
         y = dropout(x, self._p, True, inplace=self.inplace, seed=call_seed)
         self._calls += 1
-        self._last = (call_seed, y.shape)
+        self._last = (call_seed, self._p, y.shape)
         return y
 
-    __call__ = forward
+    def __call__(self, x):
+        """Same as :meth:`forward` (which subclasses may override)."""
+        return self.forward(x)
 
     def backward(self, grad):
         """Gradient of the loss with respect to the last forward call's input.
 
-        Applies the mask and scale of the last forward call to `grad`, recomputed from its
-        seed: ``dropout(grad, p, seed=<that call's seed>)``.  If the last forward ran in
-        evaluation mode, this is the identity (returns `grad` itself).
+        In training mode, applies the mask and scale of the last forward call to `grad`,
+        recomputed from that call's seed and `p`: ``dropout(grad, p, seed=<that call's
+        seed>)``.  In evaluation mode it is the identity (returns `grad` itself), as it is when
+        the last forward call ran in evaluation mode.
 
         Parameters
         ----------
@@ -130,14 +135,14 @@ class Dropout:
         Returns
         -------
         ndarray
-            A new array (never `grad`, unless the last forward was in evaluation mode).
+            A new array, or `grad` itself where backward is the identity.
 
         Raises
         ------
         RuntimeError
-            Before any forward call.
+            In training mode, before any forward call.
         ValueError
-            If `grad`'s shape differs from the last forward's output.
+            In training mode, if `grad`'s shape differs from the last forward's output.
 
         Examples
         --------
@@ -147,23 +152,20 @@ class Dropout:
         >>> bool((layer.backward(np.ones(6)) * 2.0 == y).all())
         True
         """
+        if not self.training:
+            return grad
         last = self._last
         if last is None:
             raise RuntimeError("backward() called before any forward() call")
         if last == "eval":
             return grad
-        call_seed, shape = last
-        shape_of_grad = getattr(grad, "shape", None)
-        if shape_of_grad is None:
-            import numpy as np
-
-            shape_of_grad = np.shape(grad)
-        if tuple(shape_of_grad) != shape:
+        call_seed, p, shape = last
+        shape_of_grad = np.shape(grad)
+        if shape_of_grad != shape:
             raise ValueError(
-                f"grad has shape {tuple(shape_of_grad)}, but the last forward output had "
-                f"shape {shape}"
+                f"grad has shape {shape_of_grad}, but the last forward output had shape {shape}"
             )
-        return dropout(grad, self._p, True, seed=call_seed)
+        return dropout(grad, p, True, seed=call_seed)
 
     def __repr__(self):
         return f"Dropout(p={self._p!r}, inplace={self.inplace!r})"

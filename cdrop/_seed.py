@@ -35,6 +35,15 @@ class _Stream:
 _stream = _Stream()
 
 
+def _reset_lock_after_fork():
+    # A thread of the parent may have held the lock at fork(); the child has no such thread.
+    _stream._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
 def check_seed(seed, name="seed"):
     """An int in [0, 2**64) from an int-like or a numpy Generator (None not allowed here)."""
     if isinstance(seed, np.random.Generator):

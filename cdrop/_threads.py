@@ -7,6 +7,7 @@ from . import _kernels
 
 _lock = threading.Lock()
 _default = None  # set by set_num_threads; None means "resolve from the environment"
+_serial_only = False  # True in a fork()ed child: see _after_fork_in_child
 
 
 def _cpu_count():
@@ -44,7 +45,8 @@ def get_num_threads():
 
     ``set_num_threads(n)`` fixes it.  Otherwise it is ``omp_get_max_threads()`` (which honours
     ``OMP_NUM_THREADS`` and ``threadpoolctl``), capped at the CPUs this process may run on
-    unless ``OMP_NUM_THREADS`` is set.  1 in a build without OpenMP.  Whatever the number,
+    (its affinity mask; CPU quotas are not read) unless ``OMP_NUM_THREADS`` is set.  1 in a
+    build without OpenMP and in a fork()ed child (see :func:`cdrop.show_config`).  Whatever the number,
     arrays smaller than 65,536 elements run on one thread, and results never depend on it.
 
     Returns
@@ -58,6 +60,8 @@ def get_num_threads():
     >>> cdrop.get_num_threads() >= 1
     True
     """
+    if _serial_only:
+        return 1
     if _default is not None:
         return _default
     n = _kernels.max_threads()
@@ -109,7 +113,10 @@ def _after_fork_in_child():
     # libgomp may hang when a fork()ed child enters a parallel region after the parent used
     # OpenMP (GCC bug 60035); PyTorch DataLoader and multiprocessing workers fork.  Serial is
     # slower but safe, and results are the same for any thread count.
+    global _serial_only, _lock
+    _serial_only = True
     _kernels.set_serial_only(True)
+    _lock = threading.Lock()  # another thread of the parent may have held it at fork()
 
 
 if hasattr(os, "register_at_fork"):
