@@ -6,8 +6,9 @@ disagreement with the compiled kernels points either at a kernel bug or at an im
 sentence in the spec.
 
 It is deliberately slow and simple.  There are no tricks beyond vectorising over blocks and
-lanes (the 1024 steps of a block are a plain Python loop), because the value of a reference
+lanes, because the value of a reference
 lies in being easy to check against the document line by line.  It depends on NumPy only.
+(The 256 steps of a block are a plain Python loop.)
 
 Public API::
 
@@ -53,7 +54,9 @@ MIX_C2 = 0x94D049BB133111EB
 BLOCK_BITS = 14
 BLOCK = 1 << BLOCK_BITS  # 16384 elements per block (section 3)
 LANES = 16
-STEPS = BLOCK // LANES  # 1024 outputs per lane and block
+GROUP = 4 * LANES  # 64 elements per step: 4 bytes of each of the 16 lane outputs (section 5)
+STEPS = BLOCK // GROUP  # 256 outputs per lane and block
+TIE_DOMAIN = 0x6A09E667F3BCC909  # section 5: the tie hash's domain constant
 
 # NumPy-typed copies of the constants.  Mixing a uint64 array with a numpy uint64 scalar keeps
 # every operation in uint64 whatever NumPy's promotion rules are, and array arithmetic wraps
@@ -133,12 +136,11 @@ def _rotl32(x, k):
     return (x << _u32(k)) | (x >> _u32(32 - k))
 
 
-def _lane_outputs(s0, s1, s2, s3, n, skip=0, scrambler="+"):
-    """Outputs number skip .. n-1 of independent xoshiro128+ lanes.
+def _lane_outputs(s0, s1, s2, s3, n, skip=0, scrambler="++"):
+    """Outputs number skip .. n-1 of independent xoshiro128++ lanes (the spec's generator).
 
-    ``scrambler="++"`` gives xoshiro128++ instead (the same state transition, another output
-    function); it exists only so that the self-check can pin the shared state transition to
-    Blackman & Vigna's published xoshiro128++ vectors.
+    ``scrambler="+"`` gives xoshiro128+ instead (the same state transition, output s0 + s3);
+    only the self-check uses it.
 
     s0..s3 are uint32 arrays of one common shape S (one entry per lane); the inputs are not
     modified.  Returns a uint32 array of shape (n - skip,) + S whose [t] entry is output number
@@ -213,11 +215,19 @@ def _block_states(key, blocks):
 # --------------------------------------------------------------------------------------------
 
 
+def _tie24(key, g):
+    """Low 24 bits of the draws of the global indices g (uint64 array): section 5."""
+    return (hash64_array(np.uint64(key ^ TIE_DOMAIN) ^ hash64_array(g)) >> _u64(40)).astype(
+        np.uint32)
+
+
 def draws(seed, offset, n):
     """uint32 array of the draws u(g) for g = offset .. offset + n - 1.
 
-    Vectorised over every block touched and its 16 lanes; the lane steps run as a Python loop,
-    only up to the last step needed (and only from the first needed step is anything stored).
+    u(g) = (byte(g) << 24) | tie24(g).  The bytes are vectorised over every block touched and
+    its 16 lanes; the lane steps run as a Python loop, only up to the last step needed (and only
+    from the first needed step is anything stored).  The reference computes tie24 for every
+    element, which the kernels only do on ties: the keep decision is the same.
     """
     offset = operator.index(offset)
     n = operator.index(n)
@@ -229,21 +239,26 @@ def draws(seed, offset, n):
     first, last = offset, offset + n - 1
     b_first, b_last = first >> BLOCK_BITS, last >> BLOCK_BITS
     # Steps to run: with one block only the steps holding [first, last]; with several blocks
-    # the first block needs steps up to 1023 and the last one from step 0, so run them all.
+    # the first block needs steps up to 255 and the last one from step 0, so run them all.
     if b_first == b_last:
-        step_lo = (first & (BLOCK - 1)) >> 4
-        step_hi = (last & (BLOCK - 1)) >> 4
+        step_lo = (first & (BLOCK - 1)) // GROUP
+        step_hi = (last & (BLOCK - 1)) // GROUP
     else:
         step_lo, step_hi = 0, STEPS - 1
     blocks = np.arange(b_first, b_last + 1, dtype=np.uint64)
     s0, s1, s2, s3 = _block_states(key, blocks)
-    out = _lane_outputs(s0, s1, s2, s3, step_hi + 1, skip=step_lo)  # (steps, nb, 16)
-    # Draw 16*t + l of a block is output t of lane l: order as (block, step, lane) and flatten.
-    flat = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(-1)
-    # flat[0] is the draw of global index b_first * BLOCK + 16 * step_lo.
-    start = first - (b_first * BLOCK + 16 * step_lo)
-    result = flat[start:start + n].copy()
-    assert result.shape == (n,)
+    out = _lane_outputs(s0, s1, s2, s3, step_hi + 1, skip=step_lo)  # (steps, nb, 16) uint32
+    # Byte k of a step is byte k % 4 (little-endian) of lane k // 4's output: order the outputs
+    # as (block, step, lane) and split each into its 4 bytes, least significant first.
+    words = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(-1)
+    shifts = np.arange(4, dtype=np.uint32) * np.uint32(8)
+    flat = ((words[:, None] >> shifts[None, :]) & np.uint32(0xFF)).astype(np.uint32).reshape(-1)
+    # flat[0] is the byte of global index b_first * BLOCK + GROUP * step_lo.
+    start = first - (b_first * BLOCK + GROUP * step_lo)
+    hi8 = flat[start:start + n]
+    g = np.uint64(offset) + np.arange(n, dtype=np.uint64)  # offset + n <= 2^64: no wrap
+    result = (hi8 << np.uint32(24)) | _tie24(key, g)
+    assert result.shape == (n,) and result.dtype == np.uint32
     return result
 
 

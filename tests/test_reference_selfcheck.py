@@ -49,7 +49,7 @@ def s_rotl32(x, k):
 
 
 class ScalarXoshiro128pp:
-    """xoshiro128++: pins the state transition (shared with '+') to published vectors."""
+    """xoshiro128++, the generator of the spec, pinned to published vectors below."""
 
     def __init__(self, s0, s1, s2, s3):
         self.s = [s0, s1, s2, s3]
@@ -72,7 +72,7 @@ class ScalarXoshiro128pp:
 
 
 class ScalarXoshiro128p(ScalarXoshiro128pp):
-    """xoshiro128+, the generator of the spec: the same transition, output s0 + s3."""
+    """xoshiro128+ (the same transition, output s0 + s3): only to check the '+' option."""
 
     def output(self, s0, s3):
         return (s0 + s3) & M32
@@ -88,24 +88,36 @@ def s_lane_state(seed, b, lane):
     return s
 
 
+TIE_DOMAIN = 0x6A09E667F3BCC909
+
+
 def s_draw(seed, g):
-    """u(g) computed the slow obvious way: seed the lane, step it `step` times."""
+    """u(g) computed the slow obvious way (docs/rng.md, sections 3-5): seed the lane, step it
+    `step` times, take the element's byte, append the 24 tie bits."""
     b, j = g >> 14, g & 16383
-    lane, step = j & 15, j >> 4
-    rng = ScalarXoshiro128p(*s_lane_state(seed, b, lane))
+    step, k = j // 64, j % 64
+    lane, byte = k // 4, k % 4
+    rng = ScalarXoshiro128pp(*s_lane_state(seed, b, lane))
     for _ in range(step):
         rng.next()
-    return rng.next()
+    hi8 = (rng.next() >> (8 * byte)) & 0xFF
+    key = s_hash64(seed)
+    tie = s_hash64(key ^ TIE_DOMAIN ^ s_hash64(g)) >> 40
+    return (hi8 << 24) | tie
 
 
 def s_block_draws(seed, b):
-    """All 16384 draws of block b, interleaving the 16 lanes as section 5 says."""
-    lanes = [ScalarXoshiro128p(*s_lane_state(seed, b, l)) for l in range(16)]
+    """All 16384 draws of block b, the 64 bytes of each step in lane-major order."""
+    lanes = [ScalarXoshiro128pp(*s_lane_state(seed, b, l)) for l in range(16)]
+    key = s_hash64(seed)
     out = []
-    for _t in range(1024):
+    for _t in range(256):
         for l in range(16):
-            out.append(lanes[l].next())
-    return np.array(out, dtype=np.uint32)
+            word = lanes[l].next()
+            for byte in range(4):
+                out.append((word >> (8 * byte)) & 0xFF)
+    ties = [s_hash64(key ^ TIE_DOMAIN ^ s_hash64(b * 16384 + j)) >> 40 for j in range(16384)]
+    return np.array([(h << 24) | t for h, t in zip(out, ties)], dtype=np.uint32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,17 +198,16 @@ def test_scalar_twin_matches_published_xoshiro128pp():
 
 
 def test_lane_outputs_published_vector():
-    # The state transition is xoshiro128++'s, checked against the published vector ...
-    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10,
-                        scrambler="++")
+    # The lanes are xoshiro128++, checked against the published vector ...
+    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10)
     assert out.dtype == np.uint32
     assert out.reshape(-1).tolist() == XOSHIRO_1234
     # skip discards the first outputs
-    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10, skip=4,
-                        scrambler="++")
+    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10, skip=4)
     assert out.reshape(-1).tolist() == XOSHIRO_1234[4:]
-    # ... and the '+' output is s0 + s3 of the same states: 1 + 4 first.
-    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10)
+    # ... and the '+' variant (not used by the spec) is s0 + s3 of the same states: 1 + 4 first.
+    out = _lane_outputs(np.uint32(1), np.uint32(2), np.uint32(3), np.uint32(4), 10,
+                        scrambler="+")
     rng = ScalarXoshiro128p(1, 2, 3, 4)
     assert out.reshape(-1).tolist() == [rng.next() for _ in range(10)]
     assert int(out[0, 0]) == 5
@@ -213,7 +224,7 @@ def test_lane_outputs_vectorised_against_scalar():
     assert out.shape == (n, 3, 5)
     for i in range(3):
         for j in range(5):
-            r = ScalarXoshiro128p(*(int(states[k, i, j]) for k in range(4)))
+            r = ScalarXoshiro128pp(*(int(states[k, i, j]) for k in range(4)))
             assert out[:, i, j].tolist() == [r.next() for _ in range(n)]
     # inputs untouched
     assert states[:, 0, 0].tolist() == [1, 2, 3, 4]
@@ -238,7 +249,7 @@ def test_whole_block_against_scalar(seed, b):
 
 def test_individual_draws_against_scalar():
     seed = 2024
-    for g in [0, 1, 15, 16, 17, 16383, 16384, 16384 + 16 * 1023 + 15, 5 * 16384 + 777,
+    for g in [0, 1, 15, 16, 17, 63, 64, 16383, 16384, 16384 + 64 * 255 + 63, 5 * 16384 + 777,
               2**64 - 1, 2**64 - 16384, 2**63 + 12345]:
         assert int(draws(seed, g, 1)[0]) == s_draw(seed, g), g
     # a range ending exactly at 2^64

@@ -49,6 +49,10 @@ def test_kept_fraction_in_blocks_and_lanes(p):
     per_lane = m.reshape(-1, 16).sum(axis=0)
     for lane, k in enumerate(per_lane):
         _check_count(int(k), n // 16, q, f"lane {lane}")
+    # 64 positions in a step (lane k // 4, byte k % 4 of its output)
+    per_position = m.reshape(-1, 64).sum(axis=0)
+    for k, c in enumerate(per_position):
+        _check_count(int(c), n // 64, q, f"step position {k}")
     per_quarter = m.reshape(-1, 4, 4096).sum(axis=(0, 2))
     for quarter, k in enumerate(per_quarter):
         _check_count(int(k), n // 4, q, f"block quarter {quarter}")

@@ -6,12 +6,15 @@
  * `cdef extern from "cdrop_kernels.h"` block); keep both in sync with this file.
  *
  * Design in one paragraph.  Every element has a global index g = (logical C-order index) + offset.
- * Indices are cut into blocks of CDROP_BLOCK elements.  A block runs 16 independent xoshiro128+
- * generators ("lanes"); element j of the block takes the (j / 16)-th 32-bit output of lane j % 16.
- * The 16 lane states of a block are a pure function of (key, block index), made with the
- * splitmix64 finaliser, so any block can be produced without touching the others: the result
- * depends on neither the thread count nor the chunking nor the SIMD width.  An element is kept
- * when its 32-bit draw, top bit flipped, is below an integer threshold (cdrop_keeps).
+ * Indices are cut into blocks of CDROP_BLOCK elements.  A block runs 16 independent xoshiro128++
+ * generators ("lanes"); one step of the 16 lanes gives 64 bytes, one byte per element of a group
+ * of 64 consecutive elements.  The lane states of a block are a pure function of (key, block
+ * index), made with the splitmix64 finaliser, so any block can be produced without touching the
+ * others: the result depends on neither the thread count nor the chunking nor the SIMD width.
+ * An element's 32-bit draw is its byte (the top 8 bits) followed by 24 bits from a hash of
+ * (key, g), and it is kept when the draw, top bit flipped, is below an integer threshold.  The
+ * hash is computed only when the byte ties with the threshold's top byte (1 element in 256): the
+ * decision costs 8 random bits per element but has the resolution of 32.
  */
 #ifndef CDROP_RNG_H
 #define CDROP_RNG_H
@@ -20,13 +23,15 @@
 #include <stdint.h>
 #include <string.h>
 
-/* 2^14 elements per block.  Seeding a block costs 64 splitmix64 mixes (~50 ns), i.e. < 1% of
- * the ~2.5 us an AVX2 core spends on 16K elements; a start in the middle of a block costs at
- * most BLOCK/16 = 1024 discarded lane steps, which bounds the price of an unaligned `offset`.
+/* 2^14 elements per block.  Seeding a block costs 64 splitmix64 mixes (~50 ns), about 3% of
+ * the ~1.5 us an AVX2 core spends on 16K elements; a start in the middle of a block costs at
+ * most BLOCK/64 = 256 discarded lane steps, which bounds the price of an unaligned `offset`.
  * Part of the stream contract: changing it changes every mask. */
 #define CDROP_BLOCK_BITS 14
 #define CDROP_BLOCK ((uint64_t)1 << CDROP_BLOCK_BITS)
 #define CDROP_LANES 16
+/* Elements per step of the 16 lanes: 4 bytes of each lane's 32-bit output. */
+#define CDROP_GROUP 64
 
 #define CDROP_GOLDEN UINT64_C(0x9E3779B97F4A7C15)
 
@@ -70,7 +75,7 @@ typedef struct {
  * Lane l takes two 64-bit words: w(2l) gives state words 0 (low half) and 1 (high half),
  * w(2l+1) gives words 2 and 3, where w(k) = hash64(key ^ hash64(32*block + k)).
  * 32*block cannot overflow: g < 2^64 means block < 2^50.
- * xoshiro128+ must not start from the all-zero state (it would stay zero forever); the chance
+ * xoshiro128++ must not start from the all-zero state (it would stay zero forever); the chance
  * is 2^-128 per lane, but the guard makes the stream total: such a lane gets word 0 = 1. */
 static inline void cdrop_lanes_seed(cdrop_lanes *st, uint64_t key, uint64_t block)
 {
@@ -89,17 +94,14 @@ static inline void cdrop_lanes_seed(cdrop_lanes *st, uint64_t key, uint64_t bloc
 
 static inline uint32_t cdrop_rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
-/* One step of all 16 lanes: xoshiro128+ (Blackman & Vigna, prng.di.unimi.it/xoshiro128plus.c).
- * Why '+' and not '++': the '++' output adds a rotation and an addition, 4 more vector operations
- * per 8 elements in the AVX2 kernel (17 instead of 13), which is compute-bound in cache: it was
- * measured 28% slower (0.170 vs 0.122 ns/element, 262,144 floats, one core).  The '+' output's weak bits are its lowest four; the keep test (cdrop_keeps) reads a
- * draw from the top bit down and reaches bit 3 only when the top 28 bits equal the threshold's,
- * with probability 2^-28. */
+/* One step of all 16 lanes: xoshiro128++ (Blackman & Vigna, prng.di.unimi.it/xoshiro128plusplus.c).
+ * The '++' scrambler has no weak bits, which matters here: every byte of an output, the low
+ * one included, decides an element. */
 static inline void cdrop_lanes_next(cdrop_lanes *st, uint32_t out[CDROP_LANES])
 {
     for (int l = 0; l < CDROP_LANES; l++) {
         uint32_t s0 = st->s[0][l], s1 = st->s[1][l], s2 = st->s[2][l], s3 = st->s[3][l];
-        out[l] = s0 + s3;
+        out[l] = cdrop_rotl32(s0 + s3, 7) + s0;
         const uint32_t t = s1 << 9;
         s2 ^= s0;
         s3 ^= s1;
@@ -114,9 +116,34 @@ static inline void cdrop_lanes_next(cdrop_lanes *st, uint32_t out[CDROP_LANES])
     }
 }
 
-/* The keep test: (u XOR 2^31) < thr, unsigned.  XOR-ing the top bit is a bijection, so the keep
- * probability is still thr / 2^32; it is there because it makes the test a plain SIGNED compare,
- * (int32)u < (int32)(thr ^ 2^31), one instruction in SSE2/AVX2, which have no unsigned compare. */
-static inline int cdrop_keeps(uint32_t u, uint32_t thr) { return (u ^ UINT32_C(0x80000000)) < thr; }
+/* Byte k (0..63) of a step: byte k % 4 (little-endian: 0 = bits 0-7) of lane k / 4's output.
+ * This is the order in which a vector register holding lanes 0..7 (then 8..15) stores its
+ * bytes, so SIMD code reads the 64 bytes of a step straight from two AVX2 registers. */
+static inline uint32_t cdrop_step_byte(const uint32_t out[CDROP_LANES], int k)
+{
+    return (out[k >> 2] >> (8 * (k & 3))) & 0xFFu;
+}
+
+/* Domain separation between the tie hash and the lane seeding (both hash64(key ^ ...)):
+ * the first 64-bit word of SHA-512's initial hash value, a constant with no structure. */
+#define CDROP_TIE_DOMAIN UINT64_C(0x6A09E667F3BCC909)
+
+/* The low 24 bits of element g's draw: only needed when its byte ties with the threshold. */
+static inline uint32_t cdrop_tie24(uint64_t key, uint64_t g)
+{
+    return (uint32_t)(cdrop_hash64(key ^ CDROP_TIE_DOMAIN ^ cdrop_hash64(g)) >> 40);
+}
+
+/* The keep test.  The draw is u = (byte << 24) | tie24, and the element is kept iff
+ * (u ^ 2^31) < thr.  XOR-ing the top bit keeps u uniform; it makes the byte comparison a
+ * SIGNED one, (int8)byte < (int8)((thr >> 24) ^ 0x80), a single instruction in SSE2/AVX2,
+ * which have no unsigned byte comparison. */
+static inline int cdrop_keeps(uint32_t byte, uint32_t thr, uint64_t key, uint64_t g)
+{
+    const uint32_t hi = byte ^ 0x80u, top = thr >> 24;
+    if (hi != top)
+        return hi < top;
+    return cdrop_tie24(key, g) < (thr & 0xFFFFFFu);
+}
 
 #endif /* CDROP_RNG_H */
