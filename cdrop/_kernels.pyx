@@ -70,6 +70,16 @@ cdef extern from "cdrop_kernels.h" nogil:
                                  const char *src, const int64_t *sstr, char *dst,
                                  const int64_t *dstr, int64_t lo, int64_t hi, uint64_t key,
                                  uint64_t g0, uint32_t thr, double scale)
+    int64_t cdrop_band_count(int ndim, const int64_t *shape)
+    int cdrop_use_bands(int ndim, const int64_t *sstr, const int64_t *dstr)
+    void cdrop_apply_bands_f32(const cdrop_kernel_table *kt, int ndim, const int64_t *shape,
+                               const char *src, const int64_t *sstr, char *dst,
+                               const int64_t *dstr, int64_t band_lo, int64_t band_hi,
+                               uint64_t key, uint64_t g0, uint32_t thr, float scale)
+    void cdrop_apply_bands_f64(const cdrop_kernel_table *kt, int ndim, const int64_t *shape,
+                               const char *src, const int64_t *sstr, char *dst,
+                               const int64_t *dstr, int64_t band_lo, int64_t band_hi,
+                               uint64_t key, uint64_t g0, uint32_t thr, double scale)
 
 BLOCK = CDROP_BLOCK
 
@@ -227,6 +237,29 @@ cdef inline bint _aligned(const Py_buffer *v) noexcept:
     return True
 
 
+cdef void _apply_bands(bint f64, int nd, const int64_t *shape, const char *s,
+                       const int64_t *sstr, char *d, const int64_t *dstr, uint64_t key,
+                       uint64_t g0, uint32_t thr, double scale, int nt) noexcept nogil:
+    # Layouts whose rows are closer in memory than their columns (see cdrop_apply_bands_*):
+    # threads share out bands of rows instead of blocks.
+    cdef int64_t nb = cdrop_band_count(nd, shape)
+    cdef int64_t b
+    if nt == 1:
+        if f64:
+            cdrop_apply_bands_f64(&_kt, nd, shape, s, sstr, d, dstr, 0, nb, key, g0, thr, scale)
+        else:
+            cdrop_apply_bands_f32(&_kt, nd, shape, s, sstr, d, dstr, 0, nb, key, g0, thr,
+                                  <float>scale)
+        return
+    for b in prange(nb, schedule="static", num_threads=nt):
+        if f64:
+            cdrop_apply_bands_f64(&_kt, nd, shape, s, sstr, d, dstr, b, b + 1, key, g0, thr,
+                                  scale)
+        else:
+            cdrop_apply_bands_f32(&_kt, nd, shape, s, sstr, d, dstr, b, b + 1, key, g0, thr,
+                                  <float>scale)
+
+
 def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads):
     """Dropout of ``src`` into ``dst`` (which may be ``src``) for 0 < p < 1.
 
@@ -265,6 +298,10 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
                 with nogil:
                     _apply_contig(f64, <const char *>sv.buf, <char *>dp.buf, n, key, offset,
                                   thr, scale, nt)
+            elif cdrop_use_bands(nd, sstr, dstr):
+                with nogil:
+                    _apply_bands(f64, nd, shape, <const char *>sv.buf, sstr, <char *>dp.buf,
+                                 dstr, key, offset, thr, scale, nt)
             else:
                 with nogil:
                     _apply_strided(f64, nd, shape, <const char *>sv.buf, sstr, <char *>dp.buf,

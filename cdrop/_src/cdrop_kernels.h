@@ -628,6 +628,107 @@ static void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t
 CDROP_DEFINE_APPLY_STRIDED(cdrop_apply_strided_f32, float, cdrop_select_f32)
 CDROP_DEFINE_APPLY_STRIDED(cdrop_apply_strided_f64, double, cdrop_select_f64)
 
+/* Arrays whose last logical axis is not the closest in memory (Fortran order, transposes):
+ * walking them in logical C order touches a new cache line for every element, and with a
+ * power-of-two row pitch the lines even collide in the same cache sets (a Fortran 4096 x 4096
+ * float32 array took 200 ms against 2.4 ms in C order).  They are processed in bands instead:
+ * the array is seen as (outer..., R, C) with the last two logical axes; a band is up to
+ * CDROP_BAND_ROWS consecutive rows of one outer index, cut into tiles of columns whose keep
+ * bytes fit CDROP_BAND_BYTES.  Each row segment of a tile is a contiguous range of the stream
+ * (keep_u8), and the tile is then visited column by column, rows innermost, which follows
+ * memory when the row stride is the small one.  The keep rows are stored with a pitch that is
+ * not a multiple of 4 KiB, so that reading them down a column does not hit one cache set.
+ * Measured, float32 in place on one thread: Fortran 4096 x 4096 200 -> 50 ms (C order 2.4 ms;
+ * the rest is the transposed access: NumPy's own F -> C copy of it takes 130 ms).
+ * Bands are numbered o * ceil(R / CDROP_BAND_ROWS) + band. */
+#define CDROP_BAND_ROWS 32
+#define CDROP_BAND_BYTES (64 * 1024)
+
+/* Rows per band: at least CDROP_BAND_ROWS, and as many whole rows as the buffer holds when rows
+ * are short (a Fortran (2^20, 16) array has 16-element rows: 32-row bands would visit each
+ * column, 4 MiB apart, for 32 elements only). */
+static inline int64_t cdrop_band_rows(int64_t C)
+{
+    return (C > 0 && C * CDROP_BAND_ROWS < CDROP_BAND_BYTES) ? CDROP_BAND_BYTES / C : CDROP_BAND_ROWS;
+}
+
+static inline int64_t cdrop_band_count(int ndim, const int64_t *shape)
+{
+    int64_t outer = 1;
+    const int64_t rows = cdrop_band_rows(shape[ndim - 1]);
+    for (int d = 0; d < ndim - 2; d++)
+        outer *= shape[d];
+    return outer * ((shape[ndim - 2] + rows - 1) / rows);
+}
+
+#define CDROP_DEFINE_APPLY_BANDS(NAME, T, SELECT)                                               \
+    static void NAME(const cdrop_kernel_table *kt, int ndim, const int64_t *shape,             \
+                     const char *src, const int64_t *sstr, char *dst, const int64_t *dstr,      \
+                     int64_t band_lo, int64_t band_hi, uint64_t key, uint64_t g0, uint32_t thr, \
+                     T scale)                                                                   \
+    {                                                                                           \
+        uint8_t keep[CDROP_BAND_BYTES];                                                         \
+        const int64_t R = shape[ndim - 2], C = shape[ndim - 1];                                 \
+        const int64_t sr = sstr[ndim - 2], sc = sstr[ndim - 1];                                 \
+        const int64_t dr = dstr[ndim - 2], dc = dstr[ndim - 1];                                 \
+        const int64_t rows = cdrop_band_rows(C);                                                \
+        const int64_t bands_per_outer = (R + rows - 1) / rows;                                  \
+        for (int64_t b = band_lo; b < band_hi; b++) {                                           \
+            const int64_t o = b / bands_per_outer;                                              \
+            const int64_t r0 = (b % bands_per_outer) * rows;                                    \
+            const int64_t nr = R - r0 < rows ? R - r0 : rows;                                   \
+            /* byte offsets of the outer index o (C order over the first ndim - 2 axes) */     \
+            int64_t so = 0, dof = 0, rem = o;                                                   \
+            for (int d = ndim - 3; d >= 0; d--) {                                               \
+                const int64_t id = rem % shape[d];                                              \
+                rem /= shape[d];                                                                \
+                so += id * sstr[d];                                                             \
+                dof += id * dstr[d];                                                            \
+            }                                                                                   \
+            const uint64_t row0 = (uint64_t)(o * R + r0); /* logical row of the band's top */  \
+            /* Whole rows in one keep_u8 call (one contiguous range of the stream) when they  \
+             * fit and their pitch C is not a multiple of 4 KiB; otherwise tiles of columns,    \
+             * one call per row segment, rows stored with a padded pitch. */                   \
+            const int whole = nr * C <= CDROP_BAND_BYTES && (C % 4096 != 0 || nr == 1);          \
+            int64_t cb = whole ? C : CDROP_BAND_BYTES / nr - 64;                                \
+            if (cb > C)                                                                         \
+                cb = C;                                                                         \
+            for (int64_t c0 = 0; c0 < C; c0 += cb) {                                            \
+                const int64_t cn = (C - c0 < cb) ? C - c0 : cb;                                 \
+                const int64_t pitch = whole ? C : cn + 64;                                      \
+                if (whole)                                                                      \
+                    kt->keep_u8(keep, nr * C, key, g0 + row0 * (uint64_t)C, thr);               \
+                else                                                                            \
+                    for (int64_t r = 0; r < nr; r++)                                            \
+                        kt->keep_u8(keep + r * pitch, cn, key,                                  \
+                                    g0 + (row0 + (uint64_t)r) * (uint64_t)C + (uint64_t)c0, thr); \
+                const char *ps = src + so + r0 * sr + c0 * sc;                                  \
+                char *pd = dst + dof + r0 * dr + c0 * dc;                                       \
+                for (int64_t c = 0; c < cn; c++)                                                \
+                    for (int64_t r = 0; r < nr; r++) {                                          \
+                        const T x = *(const T *)(ps + r * sr + c * sc);                         \
+                        *(T *)(pd + r * dr + c * dc) = SELECT(x, scale, keep[r * pitch + c]);   \
+                    }                                                                           \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+CDROP_DEFINE_APPLY_BANDS(cdrop_apply_bands_f32, float, cdrop_select_f32)
+CDROP_DEFINE_APPLY_BANDS(cdrop_apply_bands_f64, double, cdrop_select_f64)
+
+/* Whether the band walk suits this (merged) layout: two or more axes, and rows closer in memory
+ * than columns for both arrays. */
+static inline int cdrop_use_bands(int ndim, const int64_t *sstr, const int64_t *dstr)
+{
+    if (ndim < 2)
+        return 0;
+    const int64_t sr = sstr[ndim - 2] < 0 ? -sstr[ndim - 2] : sstr[ndim - 2];
+    const int64_t sc = sstr[ndim - 1] < 0 ? -sstr[ndim - 1] : sstr[ndim - 1];
+    const int64_t dr = dstr[ndim - 2] < 0 ? -dstr[ndim - 2] : dstr[ndim - 2];
+    const int64_t dc = dstr[ndim - 1] < 0 ? -dstr[ndim - 1] : dstr[ndim - 1];
+    return sr < sc && dr < dc;
+}
+
 /* x *= c: not dropout, the benchmarks' bandwidth floor for several threads (NumPy's ufuncs run on
  * one).  A plain loop that every compiler vectorises. */
 static void cdrop_scale_f32(float *x, int64_t n, float c)
