@@ -272,8 +272,8 @@ CDROP_AVX2 static inline void cdrop_avx2_step_out(cdrop_lanes_avx2 *v, uint32_t 
  * clears it when they drop it.  Why deferred: a tie occurs in 12% of halves, at random, and a
  * branch on it in the streaming loop mispredicts often enough to cut memory-level parallelism.
  * Why "kept until proven dropped": a drop can be written without the input, which an in-place
- * call has overwritten.  A record is (offset of its 32 elements from the block start << 32) |
- * the 32-bit mask of their ties. */
+ * call has overwritten.  A record is (offset of its 32 elements from rec_base, the block's
+ * first whole step in this call, << 32) | the 32-bit mask of their ties. */
 #define CDROP_TIE_RECORDS (CDROP_BLOCK / 32)
 
 /* Settle one record of the block starting at local index `base`: for each tie, `lost` is 1
@@ -538,8 +538,19 @@ static inline cdrop_kernel_table cdrop_kernels_for(int path)
 /* Packed masks and strided arrays: built on keep_u8 through a small stack buffer              */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Scratch size for the kernels below: 2 KiB of keep bytes stays in L1 next to the data. */
-#define CDROP_SCRATCH 2048
+/* The kernels below produce keep bytes with keep_u8 into a scratch buffer, piece by piece.  A
+ * piece ends at a block boundary of the stream: a piece that started inside a block would
+ * seed that block again and skip up to 255 steps (with 2 KiB pieces, each block was seeded 8
+ * times: a packed 4M mask took 1.0-1.2 ms instead of 0.67). */
+#define CDROP_SCRATCH ((int64_t)CDROP_BLOCK)
+
+/* End of the piece of [a, hi) that starts at local index a: the next block boundary of the
+ * stream (global index g0 + end), or hi. */
+static inline int64_t cdrop_piece_end(uint64_t g0, int64_t a, int64_t hi)
+{
+    const int64_t end = a + cdrop_in_block(g0 + (uint64_t)a, hi - a);
+    return end;
+}
 
 /* Bits of logical elements [lo, hi) into `bits` (bit i % 8 of byte i / 8 is element i, NumPy's
  * bitorder="little").  `lo` must be a multiple of 8 so that no byte is shared with another
@@ -547,9 +558,15 @@ static inline cdrop_kernel_table cdrop_kernels_for(int path)
 static void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t lo, int64_t hi,
                             uint64_t key, uint64_t g0, uint32_t thr)
 {
-    uint8_t buf[CDROP_SCRATCH + 8];
-    for (int64_t a = lo; a < hi; a += CDROP_SCRATCH) {
-        const int64_t m = (hi - a < CDROP_SCRATCH) ? hi - a : CDROP_SCRATCH;
+    uint8_t buf[CDROP_SCRATCH + 16];
+    for (int64_t a = lo, m; a < hi; a += m) {
+        /* up to the next block boundary, rounded up to whole bytes of the mask: the next piece
+         * must start on a byte, so this one may reach up to 7 elements into the next block
+         * (one more seeding, no skipping) */
+        int64_t end = (cdrop_piece_end(g0, a, hi) + 7) & ~(int64_t)7;
+        if (end > hi)
+            end = hi;
+        m = end - a;
         kt->keep_u8(buf, m, key, g0 + (uint64_t)a, thr);
         memset(buf + m, 0, 8); /* the last byte of the mask has zero padding bits */
         for (int64_t k = 0; k < m; k += 8) {
@@ -594,8 +611,8 @@ static void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t
             so += idx[d] * sstr[d];                                                             \
             dof += idx[d] * dstr[d];                                                            \
         }                                                                                       \
-        for (int64_t a = lo; a < hi; a += CDROP_SCRATCH) {                                      \
-            const int64_t m = (hi - a < CDROP_SCRATCH) ? hi - a : CDROP_SCRATCH;                \
+        for (int64_t a = lo, m; a < hi; a += m) {                                               \
+            m = cdrop_piece_end(g0, a, hi) - a;                                                 \
             kt->keep_u8(keep, m, key, g0 + (uint64_t)a, thr);                                   \
             int64_t k = 0;                                                                      \
             while (k < m) {                                                                     \
@@ -690,6 +707,7 @@ static inline int64_t cdrop_band_count(int ndim, const int64_t *shape)
              * fit and their pitch C is not a multiple of 4 KiB; otherwise tiles of columns,    \
              * one call per row segment, rows stored with a padded pitch. */                   \
             const int whole = nr * C <= CDROP_BAND_BYTES && (C % 4096 != 0 || nr == 1);          \
+            /* not whole: then nr <= CDROP_BAND_ROWS (see cdrop_band_rows), so cb >= 1984 */   \
             int64_t cb = whole ? C : CDROP_BAND_BYTES / nr - 64;                                \
             if (cb > C)                                                                         \
                 cb = C;                                                                         \
