@@ -209,6 +209,58 @@ static void cdrop_keep_u8_portable(uint8_t *dst, int64_t n, uint64_t key, uint64
     });
 }
 
+/* The kernels below produce keep bytes with keep_u8 into a scratch buffer, piece by piece.  A
+ * piece ends at a block boundary of the stream: a piece that started inside a block would
+ * seed that block again and skip up to 255 steps (with 2 KiB pieces, each block was seeded 8
+ * times: a packed 4M mask took 1.0-1.2 ms instead of 0.67). */
+#define CDROP_SCRATCH ((int64_t)CDROP_BLOCK)
+
+/* End of the piece of [a, hi) that starts at local index a: the next block boundary of the
+ * stream (global index g0 + end), or hi. */
+static inline int64_t cdrop_piece_end(uint64_t g0, int64_t a, int64_t hi)
+{
+    const int64_t end = a + cdrop_in_block(g0 + (uint64_t)a, hi - a);
+    return end;
+}
+
+/* Bits of logical elements [lo, hi) into `bits` (bit i % 8 of byte i / 8 is element i, NumPy's
+ * bitorder="little").  `lo` must be a multiple of 8 so that no byte is shared with another
+ * chunk; `hi` is either a multiple of 8 or the end of the mask. */
+static void cdrop_keep_bits_portable(uint8_t *bits, int64_t lo, int64_t hi, uint64_t key,
+                                     uint64_t g0, uint32_t thr)
+{
+    uint8_t buf[CDROP_SCRATCH + 16];
+    for (int64_t a = lo, m; a < hi; a += m) {
+        /* up to the next block boundary, rounded up to whole bytes of the mask: the next piece
+         * must start on a byte, so this one may reach up to 7 elements into the next block
+         * (one more seeding, no skipping) */
+        int64_t end = (cdrop_piece_end(g0, a, hi) + 7) & ~(int64_t)7;
+        if (end > hi)
+            end = hi;
+        m = end - a;
+        cdrop_keep_u8_portable(buf, m, key, g0 + (uint64_t)a, thr);
+        memset(buf + m, 0, 8); /* the last byte of the mask has zero padding bits */
+        for (int64_t k = 0; k < m; k += 8) {
+            uint64_t w;
+            memcpy(&w, buf + k, 8);
+            /* Eight 0/1 bytes -> eight bits: byte k of w lands on bit 56 + k of the product, with
+             * no carries between the partial products (their positions are all distinct).  Bytes
+             * are read little-endian by the memcpy on every platform we build for; big-endian
+             * hosts take the explicit loop. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            bits[(a + k) >> 3] = (uint8_t)((w * UINT64_C(0x0102040810204080)) >> 56);
+#else
+            uint8_t byte = 0;
+            for (int b = 0; b < 8; b++)
+                byte |= (uint8_t)(buf[k + b] << b);
+            bits[(a + k) >> 3] = byte;
+            (void)w;
+#endif
+        }
+    }
+}
+
+
 /* ------------------------------------------------------------------------------------------ */
 /* AVX2 kernels                                                                                */
 /* ------------------------------------------------------------------------------------------ */
@@ -500,6 +552,53 @@ CDROP_AVX2 static void cdrop_keep_u8_avx2(uint8_t *dst, int64_t n, uint64_t key,
         });
 }
 
+/* Packed keep bits.  OR the 32 bits `v` into the bit array at bit position b (bit b % 8 of byte
+ * b / 8, NumPy's bitorder="little"): the bytes touched hold bits of [b, b + 32) and at most the
+ * rest of the bytes they share, which belong to the same call (its range starts on a byte and
+ * ends on one or at the end of the mask); the array is zero on entry. */
+static inline void cdrop_or_bits32(uint8_t *bits, int64_t b, uint32_t v)
+{
+    uint8_t *p = bits + (b >> 3);
+    const uint64_t w = (uint64_t)v << (b & 7);
+    p[0] |= (uint8_t)w;
+    p[1] |= (uint8_t)(w >> 8);
+    p[2] |= (uint8_t)(w >> 16);
+    p[3] |= (uint8_t)(w >> 24);
+    if (b & 7)
+        p[4] |= (uint8_t)(w >> 32);
+}
+
+/* Packed bits: whole steps.  A half's keep bits are the complement of movemask(drop): one bit per
+ * element straight from the byte comparison, no byte mask stored. */
+CDROP_AVX2 __attribute__((noinline)) static int cdrop_steps_bits_avx2(
+    cdrop_lanes_avx2 *v, uint8_t *bits, int64_t base, int64_t i0, int64_t nsteps, uint32_t thr,
+    uint64_t key, uint64_t g0, uint64_t *rec, const uint64_t *prev, int nprev, int64_t prev_base)
+{
+    int nrec = 0;
+    CDROP_AVX2_STEPS(v, i0, nsteps, thr, key, g0, i0, rec, nrec, prev, nprev, prev_base, {
+        cdrop_or_bits32(bits, base + i + h, ~(uint32_t)_mm256_movemask_epi8(drop));
+    }, bits[(base + e) >> 3] &= (uint8_t)~(lost << ((base + e) & 7)));
+    return nrec;
+}
+
+/* Keep bits of local elements [lo, hi) (global g0 + lo ...) into `bits`, which must be zero
+ * there; lo is a multiple of 8 and hi a multiple of 8 or the end of the mask. */
+CDROP_AVX2 static void cdrop_keep_bits_avx2(uint8_t *bits, int64_t lo, int64_t hi, uint64_t key,
+                                            uint64_t g0, uint32_t thr)
+{
+    const uint64_t gl = g0 + (uint64_t)lo;
+    const int64_t n = hi - lo;
+    CDROP_WALK_AVX2(key, gl, n, thr,
+        cdrop_steps_bits_avx2(&v, bits, lo, i, nsteps, thr, key, gl, rec[cur], rec[!cur], nprev,
+                              prev_base),
+        bits[(lo + e) >> 3] &= (uint8_t)~(lost << ((lo + e) & 7)),
+        {
+            for (int k = k0; k < k1; k++) {
+                const int64_t b = lo + i + k - k0;
+                bits[b >> 3] |= (uint8_t)(keep[k] << (b & 7));
+            }
+        });
+}
 #endif /* CDROP_HAVE_AVX2_KERNELS */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -508,25 +607,28 @@ CDROP_AVX2 static void cdrop_keep_u8_avx2(uint8_t *dst, int64_t n, uint64_t key,
 typedef void (*cdrop_apply_f32_fn)(const float *, float *, int64_t, uint64_t, uint64_t, uint32_t, float);
 typedef void (*cdrop_apply_f64_fn)(const double *, double *, int64_t, uint64_t, uint64_t, uint32_t, double);
 typedef void (*cdrop_keep_u8_fn)(uint8_t *, int64_t, uint64_t, uint64_t, uint32_t);
+typedef void (*cdrop_keep_bits_fn)(uint8_t *, int64_t, int64_t, uint64_t, uint64_t, uint32_t);
 
 typedef struct {
     int path;
     cdrop_apply_f32_fn apply_f32;
     cdrop_apply_f64_fn apply_f64;
     cdrop_keep_u8_fn keep_u8;
+    cdrop_keep_bits_fn keep_bits;
 } cdrop_kernel_table;
 
 /* The table for `path`; asking for AVX2 on a CPU (or compiler) without it gives the portable one. */
 static inline cdrop_kernel_table cdrop_kernels_for(int path)
 {
     cdrop_kernel_table t = {CDROP_PATH_PORTABLE, cdrop_apply_f32_portable, cdrop_apply_f64_portable,
-                            cdrop_keep_u8_portable};
+                            cdrop_keep_u8_portable, cdrop_keep_bits_portable};
 #if CDROP_HAVE_AVX2_KERNELS
     if (path == CDROP_PATH_AVX2 && cdrop_cpu_has_avx2()) {
         t.path = CDROP_PATH_AVX2;
         t.apply_f32 = cdrop_apply_f32_avx2;
         t.apply_f64 = cdrop_apply_f64_avx2;
         t.keep_u8 = cdrop_keep_u8_avx2;
+        t.keep_bits = cdrop_keep_bits_avx2;
     }
 #else
     (void)path;
@@ -538,55 +640,12 @@ static inline cdrop_kernel_table cdrop_kernels_for(int path)
 /* Packed masks and strided arrays: built on keep_u8 through a small stack buffer              */
 /* ------------------------------------------------------------------------------------------ */
 
-/* The kernels below produce keep bytes with keep_u8 into a scratch buffer, piece by piece.  A
- * piece ends at a block boundary of the stream: a piece that started inside a block would
- * seed that block again and skip up to 255 steps (with 2 KiB pieces, each block was seeded 8
- * times: a packed 4M mask took 1.0-1.2 ms instead of 0.67). */
-#define CDROP_SCRATCH ((int64_t)CDROP_BLOCK)
-
-/* End of the piece of [a, hi) that starts at local index a: the next block boundary of the
- * stream (global index g0 + end), or hi. */
-static inline int64_t cdrop_piece_end(uint64_t g0, int64_t a, int64_t hi)
+/* Bits of logical elements [lo, hi) of a packed mask (see cdrop_keep_bits_portable); `bits` must
+ * be zero there. */
+static inline void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t lo,
+                                   int64_t hi, uint64_t key, uint64_t g0, uint32_t thr)
 {
-    const int64_t end = a + cdrop_in_block(g0 + (uint64_t)a, hi - a);
-    return end;
-}
-
-/* Bits of logical elements [lo, hi) into `bits` (bit i % 8 of byte i / 8 is element i, NumPy's
- * bitorder="little").  `lo` must be a multiple of 8 so that no byte is shared with another
- * chunk; `hi` is either a multiple of 8 or the end of the mask. */
-static void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t lo, int64_t hi,
-                            uint64_t key, uint64_t g0, uint32_t thr)
-{
-    uint8_t buf[CDROP_SCRATCH + 16];
-    for (int64_t a = lo, m; a < hi; a += m) {
-        /* up to the next block boundary, rounded up to whole bytes of the mask: the next piece
-         * must start on a byte, so this one may reach up to 7 elements into the next block
-         * (one more seeding, no skipping) */
-        int64_t end = (cdrop_piece_end(g0, a, hi) + 7) & ~(int64_t)7;
-        if (end > hi)
-            end = hi;
-        m = end - a;
-        kt->keep_u8(buf, m, key, g0 + (uint64_t)a, thr);
-        memset(buf + m, 0, 8); /* the last byte of the mask has zero padding bits */
-        for (int64_t k = 0; k < m; k += 8) {
-            uint64_t w;
-            memcpy(&w, buf + k, 8);
-            /* Eight 0/1 bytes -> eight bits: byte k of w lands on bit 56 + k of the product, with
-             * no carries between the partial products (their positions are all distinct).  Bytes
-             * are read little-endian by the memcpy on every platform we build for; big-endian
-             * hosts take the explicit loop. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            bits[(a + k) >> 3] = (uint8_t)((w * UINT64_C(0x0102040810204080)) >> 56);
-#else
-            uint8_t byte = 0;
-            for (int b = 0; b < 8; b++)
-                byte |= (uint8_t)(buf[k + b] << b);
-            bits[(a + k) >> 3] = byte;
-            (void)w;
-#endif
-        }
-    }
+    kt->keep_bits(bits, lo, hi, key, g0, thr);
 }
 
 /* Dropout of logical elements [lo, hi) of an N-d array with arbitrary byte strides (negative and
