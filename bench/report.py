@@ -1,0 +1,586 @@
+"""cdrop against NumPy and PyTorch: a Markdown report, a JSON file of medians and a plot.
+
+    python bench/report.py [--quick] [--rounds N] [--out bench/results] [--dtype float32] [--p 0.5]
+
+Run it from the repository root with the `python` command: Python then puts bench/ (the script's
+folder), not the repository root, first on sys.path, so `import cdrop` finds the INSTALLED package
+(`pip install .`) and not the uncompiled cdrop/ folder.  Needs matplotlib for the plot (the
+`bench` extra); torch is optional (its rows are left out when it is missing).
+
+What it measures: every implementation of bench/impls.py (the ones bench/test_bench.py times with
+pytest-benchmark), plus `cdrop._kernels.scale_inplace` ("floor OpenMP x*=c", float32 only), at
+sizes 1,000 to 16,777,216 elements, with 1 thread and with all the cores of the affinity mask.
+For each (size, threads) the implementations run INTERLEAVED: round r calls A, B, C, ... once
+each, then round r+1 does the same, so that a slow phase of the machine (another process, a
+frequency change) hits all of them alike.  The reported time is the median over the rounds.
+
+  * Timing: time.perf_counter around the call.  At 1,000 and 16,384 elements a call takes about
+    a microsecond, so one timing covers a batch of calls and is divided by the batch size.  At
+    the larger sizes each timed call follows one untimed call of the same implementation, so
+    that it finds its buffers in cache and its threads awake as in a loop of calls, not as the
+    previous implementation left them (torch or the NumPy reference, which sweep the caches,
+    made the next implementation 1.5-2x slower at 262,144 elements).
+  * In-place implementations (cdrop in place, torch inplace, the floors) get their array restored
+    from a pristine copy with np.copyto before every timed call, outside the timed region, so no
+    round measures an array that earlier rounds turned into zeros or infinities.  In a batch
+    (small sizes only) the array is restored before the batch, and the calls of the batch work
+    on the previous call's output: the dropout kernels select or multiply without branching on
+    the values, and the floors multiply by 1, so this does not change their time.
+  * Out-of-place implementations are timed with the allocation (and release) of their result,
+    which is part of what they cost.
+  * The floor is `np.multiply(x, c, out=x)`: one read and one write of every element.  NumPy
+    runs on one thread, so for more than one thread the table also gives the ratio to cdrop's
+    OpenMP `x *= c` over the same chunks.
+  * "GB/s moved" counts 2 x itemsize bytes per element (one read, one write) for every
+    implementation, however many passes it really makes; for the packed mask, n/8 bytes written.
+
+A median of interleaved rounds on a shared 2-vCPU VM is still a noisy number: compare ratios
+within one run, and look at the header, which says how much CPU time other processes and the
+hypervisor took during the run (another busy process on a 2-core machine halves what 2 threads
+can do).  This is a report: nothing here asserts a time.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+from impls import IMPLEMENTATIONS, IN_PLACE, Unavailable
+
+import cdrop
+
+BENCH_DIR = Path(__file__).resolve().parent
+SIZES = (1_000, 16_384, 262_144, 4_194_304, 16_777_216)
+QUICK_SIZES = SIZES[:3]
+# size -> (rounds, calls per timing); odd round counts give an exact median
+SCHEDULE = {
+    1_000: (61, 1000),
+    16_384: (61, 100),
+    262_144: (201, 1),
+    4_194_304: (41, 1),
+    16_777_216: (21, 1),  # one round is ~0.7 s there (torch dropout alone ~0.25 s)
+}
+QUICK_SCHEDULE = {1_000: (41, 500), 16_384: (41, 50), 262_144: (101, 1)}
+
+FLOOR = "floor np.multiply(out=x)"
+OMP_FLOOR = "floor OpenMP x*=c"
+CDROP_OOP = "cdrop out of place"
+CDROP_INPLACE = "cdrop in place"
+MASK = "cdrop mask packed"
+PEERS = ("NumPy reference", "NumPy fastest", "torch dropout")  # speed-up columns
+ALL_CORES = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else (os.cpu_count() or 1))
+
+
+def floor_openmp(x, p, threads):
+    """cdrop's OpenMP `x *= c` (float32 only): the bandwidth floor for more than one thread."""
+    from cdrop._kernels import scale_inplace
+
+    c = 1.0  # a multiplication by 1 keeps the data stable over rounds
+    return lambda: scale_inplace(x, c, threads)
+
+
+def implementations(dtype):
+    impls = dict(IMPLEMENTATIONS)
+    in_place = set(IN_PLACE)
+    if np.dtype(dtype) == np.float32:
+        impls[OMP_FLOOR] = (floor_openmp, True)
+        in_place.add(OMP_FLOOR)
+    return impls, in_place
+
+
+# --- measurement ----------------------------------------------------------------------------
+
+
+def measure(n, threads, dtype, p, rounds, batch):
+    """Median seconds per call of every available implementation at one (size, threads)."""
+    impls, in_place = implementations(dtype)
+    pristine = np.random.default_rng(0).standard_normal(n).astype(dtype)
+    work = pristine.copy()  # the in-place implementations' array, restored before every timing
+    runs, skipped = {}, {}
+    for name, (factory, _) in impls.items():
+        try:
+            runs[name] = factory(work if name in in_place else pristine, p, threads)
+        except Unavailable as exc:
+            skipped[name] = str(exc)
+    samples = {name: [] for name in runs}
+    clock = time.perf_counter
+    for r in range(rounds + 1):  # round 0 is a warm-up, not recorded
+        for name, run in runs.items():
+            if batch == 1:
+                # one untimed call first, so that the timed one finds its buffers, code and
+                # threads as a loop of calls does, not as the previous implementation left them
+                if name in in_place:
+                    np.copyto(work, pristine)
+                run()
+            if name in in_place:
+                np.copyto(work, pristine)
+            if batch == 1:
+                t0 = clock()
+                run()
+                t = clock() - t0
+            else:
+                t0 = clock()
+                for _ in repeat(None, batch):
+                    run()
+                t = (clock() - t0) / batch
+            if r:
+                samples[name].append(t)
+    cdrop.set_num_threads(None)  # Dropout.backward's factory sets the package default
+    out = {}
+    for name, ts in samples.items():
+        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+        out[name] = {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0],
+                     "q3_s": q[2]}
+    return out, skipped
+
+
+# --- formatting -----------------------------------------------------------------------------
+
+
+def fmt_time(s):
+    if s < 1e-3:
+        return f"{s * 1e6:.2f} us"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_ratio(x):
+    if x is None:
+        return ""
+    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x" if x < 100 else f"{x:.0f}x"
+
+
+def bytes_moved(name, n, itemsize):
+    return n / 8 if name == MASK else 2 * n * itemsize
+
+
+def table(block, n, threads, itemsize):
+    """Markdown lines for one (size, threads)."""
+    med = {name: v["median_s"] for name, v in block.items()}
+    floor = med.get(FLOOR)
+    omp = med.get(OMP_FLOOR) if threads > 1 else None
+    head = ["implementation", "median time", "G elem/s", "GB/s moved", "x floor"]
+    if omp is not None:
+        head.append("x OpenMP floor")
+    peers = [peer for peer in PEERS if peer in med]
+    head += [f"faster than {peer}" for peer in peers]
+    lines = [f"### {n:,} elements, {threads} thread{'s' if threads > 1 else ''}", "",
+             "| " + " | ".join(head) + " |",
+             "| --- |" + " ---: |" * (len(head) - 1)]
+    for name, t in med.items():
+        row = [f"**{name}**" if name == CDROP_OOP else name, fmt_time(t), f"{n / t / 1e9:.3g}",
+               f"{bytes_moved(name, n, itemsize) / t / 1e9:.3g}",
+               fmt_ratio(t / floor) if floor else ""]
+        if omp is not None:
+            row.append(fmt_ratio(t / omp))
+        row += [fmt_ratio(med[peer] / t) for peer in peers]
+        lines.append("| " + " | ".join(row) + " |")
+    if CDROP_OOP in med and peers:
+        lines += ["", "cdrop out of place is " + ", ".join(
+            f"{fmt_ratio(med[peer] / med[CDROP_OOP])} faster than {peer}" for peer in peers) + "."]
+    return lines + [""]
+
+
+# --- targets (the issue's "Speed targets"; float32, p = 0.5) --------------------------------
+
+
+def targets(results, threads_list):
+    """[(description, measured value text, PASS/MISS/n/a)] computed from one run's medians."""
+    many = max(threads_list)
+
+    def med(n, threads, name):
+        return results.get((n, threads), {}).get(name, {}).get("median_s")
+
+    def check(desc, value, ok, fmt="{:.2f}x"):
+        if value is None:
+            return (desc, "not measured", "n/a")
+        return (desc, fmt.format(value) if isinstance(fmt, str) else fmt(value),
+                "PASS" if ok(value) else "MISS")
+
+    def ratio(a, b):
+        return None if a is None or b is None else a / b
+
+    def floor_of(n, threads):  # the OpenMP floor for many threads (float32 only), else NumPy's
+        if threads > 1 and med(n, threads, OMP_FLOOR) is not None:
+            return OMP_FLOOR
+        return FLOOR
+
+    rows = []
+    for n in (4_194_304, 16_777_216):
+        for threads in threads_list:
+            floor_name = floor_of(n, threads)
+            r = ratio(med(n, threads, CDROP_INPLACE), med(n, threads, floor_name))
+            extra = ""
+            if floor_name != FLOOR:
+                r_np = ratio(med(n, threads, CDROP_INPLACE), med(n, threads, FLOOR))
+                extra = f" (vs np.multiply: {r_np:.2f}x)" if r_np else ""
+            rows.append(check(f"in place, {n:,}, {threads} thread(s): <= 1.2x "
+                              f"{'np.multiply' if floor_name == FLOOR else 'OpenMP x*=c'} floor",
+                              r, lambda v: v <= 1.2, lambda v, e=extra: f"{v:.2f}x{e}"))
+    n = 4_194_304
+    for threads in threads_list:
+        oop = med(n, threads, CDROP_OOP)
+        rows.append(check(f"4,194,304, {threads} thread(s): cdrop out of place >= 20x faster "
+                          "than NumPy reference",
+                          ratio(med(n, threads, "NumPy reference"), oop), lambda v: v >= 20,
+                          "{:.1f}x"))
+        rows.append(check(f"4,194,304, {threads} thread(s): cdrop out of place >= 4x faster "
+                          "than NumPy fastest",
+                          ratio(med(n, threads, "NumPy fastest"), oop), lambda v: v >= 4,
+                          "{:.1f}x"))
+        rows.append(check(f"4,194,304, {threads} thread(s): cdrop out of place >= 4x faster "
+                          "than torch dropout (same threads)",
+                          ratio(med(n, threads, "torch dropout"), oop), lambda v: v >= 4,
+                          "{:.1f}x"))
+    rows.append(check("262,144, 1 thread: in place <= 1.6x np.multiply floor",
+                      ratio(med(262_144, 1, CDROP_INPLACE), med(262_144, 1, FLOOR)),
+                      lambda v: v <= 1.6))
+    t_small, t_floor = med(1_000, 1, CDROP_INPLACE), med(1_000, 1, FLOOR)
+    rows.append(check("1,000 elements, 1 thread: in-place call <= 2.5x np.multiply(out=x)",
+                      ratio(t_small, t_floor), lambda v: v <= 2.5,
+                      lambda v: f"{v:.2f}x ({t_small * 1e6:.2f} us vs {t_floor * 1e6:.2f} us)"))
+    n = 16_777_216
+    for threads in threads_list:
+        t = med(n, threads, MASK)
+        rate = None if t is None else n / t / 1e9 / threads
+        rows.append(check(f"dropout_mask(packed=True), 16,777,216, {threads} thread(s): "
+                          ">= 8 G mask bits/s per core", rate, lambda v: v >= 8,
+                          "{:.1f} G bits/s/core"))
+    if many > 1:
+        t1, tm = med(n, 1, CDROP_INPLACE), med(n, many, CDROP_INPLACE)
+        speedup = ratio(t1, tm)
+        f1, fm = ratio(t1, med(n, 1, FLOOR)), ratio(tm, med(n, many, floor_of(n, many)))
+        omp_scaling = ratio(med(n, 1, OMP_FLOOR), med(n, many, OMP_FLOOR))
+        scaling = (f"; the OpenMP floor itself scales {omp_scaling:.2f}x" if omp_scaling
+                   else "")
+        desc = f"16,777,216 in place: {many} threads vs 1 >= 1.6x, or both at the floor (<= 1.2x)"
+        if speedup is None or f1 is None or fm is None:
+            rows.append((desc, "not measured", "n/a"))
+        else:
+            at_floor = f1 <= 1.2 and fm <= 1.2
+            text = (f"{speedup:.2f}x (1 thread {f1:.2f}x floor, {many} threads {fm:.2f}x "
+                    f"{'OpenMP ' if floor_of(n, many) == OMP_FLOOR else ''}floor{scaling})")
+            rows.append((desc, text, "PASS" if speedup >= 1.6 or at_floor else "MISS"))
+    return rows
+
+
+# --- machine description ---------------------------------------------------------------------
+
+
+def cpu_times():
+    """(busy s of all CPUs, steal s, this process's CPU s): to tell what others used meanwhile."""
+    own = sum(os.times()[:2])
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None, None, own
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq) / tick, steal / tick, own
+
+
+def contention(start, end, elapsed):
+    """CPU seconds that other processes (and the hypervisor: steal) took during the run."""
+    (busy0, steal0, own0), (busy1, steal1, own1) = start, end
+    if busy0 is None:
+        return None
+    other = max(0.0, (busy1 - busy0) - (own1 - own0))
+    return {"other_processes_cpu_s": round(other, 2), "steal_s": round(steal1 - steal0, 2),
+            "own_cpu_s": round(own1 - own0, 2), "elapsed_s": round(elapsed, 1)}
+
+
+
+
+def machine():
+    info = {"cpu_model": platform.processor() or platform.machine()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "model name":
+                info["cpu_model"] = value
+            elif key in ("cpu family", "model", "stepping") and key not in info:
+                info[key.replace(" ", "_")] = value
+            elif key == "flags" and "hypervisor" in value.split():
+                info["virtualised"] = True
+            if line == "" and "cpu_family" in info:
+                break
+    except OSError:
+        pass
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5,
+                               check=False).stdout
+        for line in lscpu.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("Hypervisor vendor", "L2 cache", "L3 cache"):
+                info[key.strip().lower().replace(" ", "_")] = value.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    info["logical_cpus"] = os.cpu_count()
+    info["cores_in_affinity_mask"] = ALL_CORES
+    return info
+
+
+def versions():
+    v = {"python": platform.python_version(), "numpy": np.__version__,
+         "cdrop": cdrop.__version__ if hasattr(cdrop, "__version__")
+         else cdrop.show_config()["version"]}
+    try:
+        import torch
+        v["torch"] = torch.__version__
+    except ImportError:
+        v["torch"] = None
+    try:
+        import matplotlib
+        v["matplotlib"] = matplotlib.__version__
+    except ImportError:
+        v["matplotlib"] = None
+    return v
+
+
+def header(meta):
+    m, v, cfg = meta["machine"], meta["versions"], meta["cdrop_config"]
+    cpu = m["cpu_model"]
+    if "cpu_family" in m:
+        cpu += f" (family {m['cpu_family']}, model {m.get('model', '?')})"
+    virt = m.get("hypervisor_vendor") or ("virtualised" if m.get("virtualised") else "")
+    caches = ", ".join(f"{k.upper().replace('_CACHE', '')} {m[k]}"
+                       for k in ("l2_cache", "l3_cache") if k in m)
+    la0, c = meta["loadavg_start"], meta["contention"]
+    busy = c is not None and (c["other_processes_cpu_s"] + c["steal_s"]
+                              > 0.02 * c["elapsed_s"] * m["cores_in_affinity_mask"])
+    lines = [
+        "# cdrop benchmark report", "",
+        f"* Command: `{meta['command']}`",
+        f"* Date: {meta['date']} ({meta['elapsed_s']:.0f} s)",
+        f"* CPU: {cpu}; {m['cores_in_affinity_mask']} cores in the affinity mask "
+        f"({m['logical_cpus']} logical CPUs)" + (f"; {virt}" if virt else "")
+        + (f"; {caches}" if caches else "")
+        + (f"; {m['memory_gib']} GiB RAM" if "memory_gib" in m else ""),
+        (f"* Versions: Python {v['python']}, NumPy {v['numpy']}, cdrop {v['cdrop']}, "
+         f"torch {v['torch'] or 'not installed'}"),
+        (f"* cdrop kernel path: simd={cfg['simd']}, openmp={cfg['openmp']}, "
+         f"max_threads={cfg['max_threads']}"),
+        (f"* Threads: {', '.join(map(str, meta['threads']))}; dtype {meta['dtype']}, "
+         f"p = {meta['p']}"),
+        f"* Load average (1 min) before the run: {la0:.2f}" + (
+            f"; during the run other processes used {c['other_processes_cpu_s']:.1f} CPU s and "
+            f"the hypervisor stole {c['steal_s']:.1f} s, against {c['own_cpu_s']:.1f} CPU s "
+            f"of this run" if c else "")
+        + (" -- the machine was busy: times with all cores are suspect" if busy else ""),
+        ("* Method: interleaved rounds (A, B, C, ... then again), median per implementation; "
+        "in-place implementations restored from a pristine copy before every timed call "
+        "(before every batch at the two smallest sizes), outside the timed region.  "
+        "At the sizes timed one call at a time, each timed call follows an untimed call of "
+        "the same implementation.  Out-of-place rows include allocating the result, which from "
+        "4M elements on is page faults whose cost depends on the kernel's state (huge pages) "
+        "and varies from run to run; `cdrop out=` shows the kernel without it.  "
+        "GB/s counts one read and one write per element (the packed mask: n/8 bytes).  "
+        "`x floor` is the time over `np.multiply(x, c, out=x)`'s; `faster than P` is P's time "
+        "over this row's."),
+        "",
+    ]
+    if meta["skipped"]:
+        lines += ["Not measured: " + "; ".join(f"{k} ({v})" for k, v in meta["skipped"].items()),
+                  ""]
+    return lines
+
+
+# --- plot -----------------------------------------------------------------------------------
+
+
+def plot(results, sizes, threads_list, names, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fixed = {  # name -> color; the cdrop family in strong colours, the floors in black/grey
+        "cdrop in place": "tab:blue", "cdrop out of place": "tab:orange",
+        "cdrop out=": "tab:green", "cdrop mask packed": "tab:purple",
+        "cdrop Dropout.backward": "tab:cyan", "NumPy reference": "tab:brown",
+        "NumPy fastest": "tab:pink", "torch dropout": "tab:red", "torch dropout inplace": "gold",
+    }
+    spare = iter(plt.get_cmap("Dark2").colors)
+    style = {}
+    for name in names:
+        if name == FLOOR:
+            style[name] = {"color": "black", "lw": 2.2, "marker": "s"}
+        elif name == OMP_FLOOR:
+            style[name] = {"color": "0.35", "lw": 2.0, "marker": "s", "ls": ":"}
+        elif name == "floor np.copyto":
+            style[name] = {"color": "0.55", "lw": 1.5, "marker": "s", "ls": "--"}
+        else:
+            cd = name.startswith("cdrop")
+            style[name] = {"color": fixed.get(name) or next(spare), "lw": 2.4 if cd else 1.6,
+                           "marker": "o" if cd else "^"}
+            if name.endswith("inplace"):
+                style[name]["ls"] = "--"
+    fig, axes = plt.subplots(1, len(threads_list), figsize=(6.5 * len(threads_list) + 3, 6),
+                             sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, threads in zip(axes, threads_list):
+        floor_pts = [(n, n / results[(n, threads)][FLOOR]["median_s"] / 1e9) for n in sizes
+                     if FLOOR in results.get((n, threads), {})]
+        if floor_pts:
+            xs, ys = zip(*floor_pts)
+            ax.fill_between(xs, 1e-4, ys, color="0.9", alpha=0.7, lw=0,
+                            label="below the np.multiply floor")
+        for name in names:
+            pts = [(n, n / results[(n, threads)][name]["median_s"] / 1e9) for n in sizes
+                   if name in results.get((n, threads), {})]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, label=name, ms=5, **style[name])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{threads} thread{'s' if threads > 1 else ''}", fontsize=12)
+        ax.set_xlabel("array size (elements)", fontsize=11)
+        ax.grid(True, which="major", alpha=0.4)
+        ax.grid(True, which="minor", alpha=0.12)
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{n:,}" if n < 10**6 else f"{n / 2**20:.0f}M" for n in sizes],
+                           fontsize=9)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axes[0].set_ylabel("throughput (G elements/s, log)", fontsize=11)
+    all_y = [n / v["median_s"] / 1e9 for (n, _), block in results.items()
+             for v in block.values()]
+    axes[0].set_ylim(min(all_y) / 1.6, max(all_y) * 1.6)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:  # names present only with many threads
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.995, 0.5), fontsize=9,
+               frameon=False)
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="sizes up to 262,144 only, fewer rounds (about 15 s)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="rounds at every size (default: 61 up to 16,384, 201 at 262,144, "
+                         "41 at 4M, 21 at 16M; --quick: 41/41/101)")
+    ap.add_argument("--out", type=Path, default=BENCH_DIR / "results",
+                    help="output folder (default: bench/results)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--p", type=float, default=0.5, help="drop probability (default 0.5)")
+    args = ap.parse_args(argv)
+
+    here = Path(cdrop.__file__).resolve().parent
+    if here == BENCH_DIR.parent / "cdrop":
+        sys.exit("cdrop was imported from the source tree; install it (pip install .) and run "
+                 "`python bench/report.py` from the repository root")
+
+    schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
+    sizes = QUICK_SIZES if args.quick else SIZES
+    threads_list = sorted({1, ALL_CORES})
+    dtype = np.dtype(args.dtype)
+    names, _ = implementations(dtype)
+    command = "python " + shlex.join(sys.argv if argv is None else [__file__, *argv])
+    loadavg_start = os.getloadavg()[0]
+    cpu_start = cpu_times()
+    start = time.perf_counter()
+
+    results, skipped, lines = {}, {}, []
+    print(f"cdrop {cdrop.show_config()['version']} ({cdrop.__file__}); {args.dtype}, p = {args.p}, "
+          f"threads {threads_list}, sizes {', '.join(f'{n:,}' for n in sizes)}", flush=True)
+    for n in sizes:
+        rounds, batch = schedule[n]
+        if args.rounds is not None:
+            rounds = args.rounds
+        for threads in threads_list:
+            t0 = time.perf_counter()
+            block, skip = measure(n, threads, dtype, args.p, rounds, batch)
+            skipped.update(skip)
+            results[(n, threads)] = block
+            md = table(block, n, threads, dtype.itemsize)
+            md.insert(1, f"({rounds} rounds" + (f", {batch} calls per timing" if batch > 1
+                                                 else "") + ")")
+            lines += md
+            print("\n".join(md), flush=True)
+            print(f"[{n:,} elements, {threads} thread(s): {time.perf_counter() - t0:.1f} s]",
+                  file=sys.stderr, flush=True)
+
+    target_rows = targets(results, threads_list)
+    target_lines = ["## Targets", ""]
+    if dtype != np.float32 or args.p != 0.5:
+        target_lines += [("(The targets are defined for float32, p = 0.5; this run is "
+                          f"{args.dtype}, p = {args.p}.)"), ""]
+    target_lines += [f"- [{'x' if status == 'PASS' else ' '}] {status}: {desc}: {value}"
+                     for desc, value, status in target_rows] + [""]
+
+    elapsed = time.perf_counter() - start
+    meta = {
+        "command": command,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "elapsed_s": elapsed,
+        "machine": machine(),
+        "versions": versions(),
+        "cdrop_config": cdrop.show_config(),
+        "threads": threads_list,
+        "dtype": args.dtype,
+        "p": args.p,
+        "quick": args.quick,
+        "loadavg_start": loadavg_start,
+        "contention": contention(cpu_start, cpu_times(), elapsed),
+        "skipped": skipped,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = header(meta) + ["## Results", ""] + lines + target_lines
+    (args.out / "report.md").write_text("\n".join(report))
+    json_results = [
+        {"size": n, "threads": threads, "impl": name, "dtype": args.dtype, "p": args.p,
+         "rounds": args.rounds if args.rounds is not None else schedule[n][0],
+         "calls_per_timing": schedule[n][1], **stats}
+        for (n, threads), block in results.items() for name, stats in block.items()]
+    (args.out / "report.json").write_text(json.dumps(
+        {"meta": meta, "results": json_results,
+         "targets": [{"target": d, "measured": v, "status": s} for d, v, s in target_rows]},
+        indent=1) + "\n")
+    try:
+        plot(results, list(sizes), threads_list, list(names), args.out / "throughput.png",
+             f"cdrop dropout throughput, {args.dtype}, p = {args.p} "
+             f"({meta['machine']['cpu_model']}, {ALL_CORES} cores)")
+        plotted = f", {args.out / 'throughput.png'}"
+    except ImportError as exc:
+        plotted = f" (no plot: {exc}; pip install matplotlib)"
+
+    print("\n".join(target_lines))
+    print(f"Wrote {args.out / 'report.md'}, {args.out / 'report.json'}{plotted} "
+          f"in {elapsed:.0f} s.")
+    if meta["contention"]:
+        print("Other processes used {other_processes_cpu_s} CPU s, steal {steal_s} s, this run "
+              "{own_cpu_s} CPU s.".format(**meta["contention"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
