@@ -43,11 +43,16 @@ cdef extern from "cdrop_kernels.h" nogil:
     ctypedef void (*cdrop_apply_f64_fn)(const double *, double *, int64_t, uint64_t, uint64_t,
                                         uint32_t, double)
     ctypedef void (*cdrop_keep_u8_fn)(uint8_t *, int64_t, uint64_t, uint64_t, uint32_t)
+    # keep_bits(bits, lo, hi, key, g0, thr): bits of local [lo, hi), lo a multiple of 8, bits
+    # zero there on entry
+    ctypedef void (*cdrop_keep_bits_fn)(uint8_t *, int64_t, int64_t, uint64_t, uint64_t,
+                                        uint32_t)
     ctypedef struct cdrop_kernel_table:
         int path
         cdrop_apply_f32_fn apply_f32
         cdrop_apply_f64_fn apply_f64
         cdrop_keep_u8_fn keep_u8
+        cdrop_keep_bits_fn keep_bits
 
     uint64_t cdrop_hash64(uint64_t x)
     uint64_t cdrop_key(uint64_t seed)
@@ -60,8 +65,6 @@ cdef extern from "cdrop_kernels.h" nogil:
     int64_t cdrop_chunk_count(uint64_t g0, int64_t n)
     cdrop_kernel_table cdrop_kernels_for(int path)
     void cdrop_scale_f32(float *x, int64_t n, float c)
-    void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t lo, int64_t hi,
-                         uint64_t key, uint64_t g0, uint32_t thr)
     void cdrop_apply_strided_f32(const cdrop_kernel_table *kt, int ndim, const int64_t *shape,
                                  const char *src, const int64_t *sstr, char *dst,
                                  const int64_t *dstr, int64_t lo, int64_t hi, uint64_t key,
@@ -334,7 +337,7 @@ cdef void _keep_bits(uint8_t *out, int64_t n, uint64_t key, uint64_t g0, uint32_
     cdef int64_t nch = cdrop_chunk_count(g0, n)
     cdef int64_t c, lo, hi
     if nt == 1:  # no OpenMP region at all (see _apply_contig)
-        cdrop_keep_bits(&_kt, out, 0, n, key, g0, thr)
+        _kt.keep_bits(out, 0, n, key, g0, thr)
         return
     for c in prange(nch, schedule="static", num_threads=nt):
         lo = (cdrop_chunk_start(g0, n, c) + 7) & ~(<int64_t>7)
@@ -342,7 +345,7 @@ cdef void _keep_bits(uint8_t *out, int64_t n, uint64_t key, uint64_t g0, uint32_
         if hi > n:
             hi = n
         if lo < hi:
-            cdrop_keep_bits(&_kt, out, lo, hi, key, g0, thr)
+            _kt.keep_bits(out, lo, hi, key, g0, thr)
 
 
 def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads,

@@ -640,14 +640,6 @@ static inline cdrop_kernel_table cdrop_kernels_for(int path)
 /* Packed masks and strided arrays: built on keep_u8 through a small stack buffer              */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Bits of logical elements [lo, hi) of a packed mask (see cdrop_keep_bits_portable); `bits` must
- * be zero there. */
-static inline void cdrop_keep_bits(const cdrop_kernel_table *kt, uint8_t *bits, int64_t lo,
-                                   int64_t hi, uint64_t key, uint64_t g0, uint32_t thr)
-{
-    kt->keep_bits(bits, lo, hi, key, g0, thr);
-}
-
 /* Dropout of logical elements [lo, hi) of an N-d array with arbitrary byte strides (negative and
  * zero strides included).  `src` and `dst` point at element (0, ..., 0).  The keep decision of
  * logical element i is the one of global index g0 + i, so any layout gets the mask of its
