@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 
-# CDROP_KERNEL=portable|avx2|auto picks the kernel path for the whole process (the paths give
-# identical results; this lets a CI job exercise the portable one on an AVX2 machine).
+# CDROP_KERNEL=portable|avx2|avx512|auto picks the kernel path for the whole process (the paths
+# give identical results; this lets a CI job exercise the portable one on a SIMD machine).
 if _os.environ.get("CDROP_KERNEL"):
     try:
         _kernels.set_path(_os.environ["CDROP_KERNEL"])
@@ -51,7 +51,9 @@ def show_config():
     -------
     dict
         ``version``; ``openmp`` (bool: built with OpenMP); ``simd`` (the kernel path in use:
-        ``"avx2"`` or ``"portable"``); ``avx2_compiled`` and ``cpu_avx2``; ``max_threads``
+        ``"avx512"``, ``"avx2"`` or ``"portable"``); ``avx2_compiled`` (the x86 SIMD kernels,
+        AVX2 and AVX-512, are in this build), ``cpu_avx2`` and ``cpu_avx512`` (this CPU has
+        AVX2, resp. AVX-512F with AVX-512BW, and the OS enables them); ``max_threads``
         (the default thread count, :func:`get_num_threads`); ``serial_only`` (True in a
         fork()ed child); ``block`` (elements per RNG block) and the thread cut-offs
         ``min_parallel`` and ``min_per_thread``; ``stream`` (the random stream version).
@@ -60,7 +62,7 @@ def show_config():
     --------
     >>> import cdrop
     >>> cfg = cdrop.show_config()
-    >>> cfg["simd"] in ("avx2", "portable") and isinstance(cfg["openmp"], bool)
+    >>> cfg["simd"] in ("avx512", "avx2", "portable") and isinstance(cfg["openmp"], bool)
     True
     """
     info = _kernels.build_info()
@@ -70,6 +72,7 @@ def show_config():
         "simd": _kernels.get_path(),
         "avx2_compiled": info["avx2_compiled"],
         "cpu_avx2": info["cpu_avx2"],
+        "cpu_avx512": info["cpu_avx512"],
         "max_threads": get_num_threads(),
         "serial_only": info["serial_only"],
         "block": info["block"],

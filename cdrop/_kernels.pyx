@@ -34,6 +34,7 @@ cdef extern from "cdrop_kernels.h" nogil:
     const uint64_t CDROP_BLOCK
     const int CDROP_PATH_PORTABLE
     const int CDROP_PATH_AVX2
+    const int CDROP_PATH_AVX512
     const int CDROP_HAVE_AVX2_KERNELS
     const int64_t CDROP_MIN_PARALLEL
     const int64_t CDROP_MIN_PER_THREAD
@@ -60,6 +61,7 @@ cdef extern from "cdrop_kernels.h" nogil:
     uint32_t cdrop_threshold(double p)
     int cdrop_have_openmp()
     int cdrop_cpu_has_avx2()
+    int cdrop_cpu_has_avx512()
     int omp_get_max_threads()
     int64_t cdrop_chunk_start(uint64_t g0, int64_t n, int64_t c)
     int64_t cdrop_chunk_count(uint64_t g0, int64_t n)
@@ -86,30 +88,35 @@ cdef extern from "cdrop_kernels.h" nogil:
 
 BLOCK = CDROP_BLOCK
 
-# The kernel table in use: AVX2 where the CPU has it, chosen once here (set_path changes it).
-cdef cdrop_kernel_table _kt = cdrop_kernels_for(CDROP_PATH_AVX2)
+# The kernel table in use: the best path the CPU has (AVX-512, then AVX2, then portable), chosen
+# once here; set_path changes it.
+cdef cdrop_kernel_table _kt = cdrop_kernels_for(CDROP_PATH_AVX512)
 # Set in a fork()ed child: libgomp can hang there in a parallel region, so run serially.
 cdef bint _serial_only = False
 
-_PATH_NAMES = {CDROP_PATH_PORTABLE: "portable", CDROP_PATH_AVX2: "avx2"}
+_PATHS = {"portable": CDROP_PATH_PORTABLE, "avx2": CDROP_PATH_AVX2, "avx512": CDROP_PATH_AVX512,
+          "auto": CDROP_PATH_AVX512}
+_PATH_NAMES = {CDROP_PATH_PORTABLE: "portable", CDROP_PATH_AVX2: "avx2",
+               CDROP_PATH_AVX512: "avx512"}
 
 
 def set_path(str name):
-    """Select the kernel path: "auto" (best available), "avx2" or "portable".
+    """Select the kernel path: "auto" (best available), "avx512", "avx2" or "portable".
 
-    Returns the name of the path now in use ("avx2" silently falls back to "portable" where
-    the CPU or the compiler lacks AVX2).  For tests and benchmarks; not thread-safe against
-    calls running at the same time.
+    Returns the name of the path now in use: a path the CPU or the compiler lacks falls back
+    silently to the next one down (avx512 -> avx2 -> portable).  All paths give identical bits.
+    For tests and benchmarks; not thread-safe against calls running at the same time.
     """
     global _kt
-    if name not in ("auto", "avx2", "portable"):
-        raise ValueError(f"kernel path must be 'auto', 'avx2' or 'portable', got {name!r}")
-    _kt = cdrop_kernels_for(CDROP_PATH_PORTABLE if name == "portable" else CDROP_PATH_AVX2)
+    if name not in _PATHS:
+        raise ValueError(
+            f"kernel path must be 'auto', 'avx512', 'avx2' or 'portable', got {name!r}")
+    _kt = cdrop_kernels_for(_PATHS[name])
     return get_path()
 
 
 def get_path():
-    """Name of the kernel path in use: "avx2" or "portable"."""
+    """Name of the kernel path in use: "avx512", "avx2" or "portable"."""
     return _PATH_NAMES[_kt.path]
 
 
@@ -130,6 +137,7 @@ def build_info():
         "openmp": bool(cdrop_have_openmp()),
         "avx2_compiled": bool(CDROP_HAVE_AVX2_KERNELS),
         "cpu_avx2": bool(cdrop_cpu_has_avx2()),
+        "cpu_avx512": bool(cdrop_cpu_has_avx512()),
         "block": CDROP_BLOCK,
         "min_parallel": CDROP_MIN_PARALLEL,
         "min_per_thread": CDROP_MIN_PER_THREAD,

@@ -3,7 +3,8 @@
 * ``tests/`` goes on sys.path so that ``import reference`` (the pure-NumPy oracle) works.
 * The suite must test the INSTALLED package: if ``cdrop`` resolves to the source folder of this
   repository (which has no compiled extension, or a stale one), the session fails at once.
-* ``kernel_path``: a fixture parametrised over the "avx2" and "portable" kernel paths.
+* ``kernel_path``: a fixture parametrised over the "avx512", "avx2" and "portable" kernel paths
+  (a path this CPU lacks is skipped, with the reason).
 * ``reference.draws`` is memoised (it is a pure function of its arguments), so that the many
   oracle comparisons of the same stream segment cost one oracle run.
 """
@@ -108,7 +109,7 @@ reference.draws = _draws
 # ---------------------------------------------------------------------------------------------
 # Fixtures.
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(params=["avx2", "portable"])
+@pytest.fixture(params=["avx512", "avx2", "portable"])
 def kernel_path(request):
     """Select a kernel path for the test; "auto" is restored afterwards."""
     from cdrop import _kernels

@@ -169,31 +169,52 @@ def test_layout_independence_large(dtype, kernel_path):
 # ---------------------------------------------------------------------------------------------
 # Kernel paths
 # ---------------------------------------------------------------------------------------------
-def _both_paths(fn):
+def _all_paths(fn):
+    """fn() on every kernel path this CPU has, as {path: result}; skips with one path only."""
     got = {}
-    for path in ("avx2", "portable"):
+    for path in ("avx512", "avx2", "portable"):
         active = _kernels.set_path(path)
         try:
-            got[active] = fn()
+            if active == path:
+                got[path] = fn()
         finally:
             _kernels.set_path("auto")
     if len(got) < 2:
         pytest.skip("this CPU has only the portable path")
-    return got["avx2"], got["portable"]
+    return got
 
 
 @pytest.mark.parametrize("offset", [0, 1, 7, 13, 16383, 2**33 + 12345])
 @pytest.mark.parametrize("which", ["big32", "big64"])
-def test_avx2_equals_portable(which, offset, request):
+def test_simd_paths_equal_portable(which, offset, request):
     x = request.getfixturevalue(which)
-    a, b = _both_paths(lambda: cdrop.dropout(x, 0.5, seed=48, offset=offset))
-    assert_bits_equal(a, b, "contiguous")
-    a, b = _both_paths(lambda: cdrop.dropout(x[::3], 0.1, seed=48, offset=offset))
-    assert_bits_equal(a, b, "strided")
-    for packed in (False, True):
-        a, b = _both_paths(lambda: cdrop.dropout_mask(BIG, 0.7, seed=48, offset=offset,
-                                                      packed=packed))
-        assert np.array_equal(a, b)
+    cases = [
+        ("contiguous", lambda: cdrop.dropout(x, 0.5, seed=48, offset=offset)),
+        ("strided", lambda: cdrop.dropout(x[::3], 0.1, seed=48, offset=offset)),
+        ("bool mask", lambda: cdrop.dropout_mask(BIG, 0.7, seed=48, offset=offset)),
+        ("packed mask", lambda: cdrop.dropout_mask(BIG, 0.7, seed=48, offset=offset,
+                                                   packed=True)),
+    ]
+    for name, fn in cases:
+        got = _all_paths(fn)
+        for path, value in got.items():
+            if value.dtype.kind == "f":
+                assert_bits_equal(value, got["portable"], f"{name}: {path} vs portable")
+            else:
+                assert np.array_equal(value, got["portable"]), f"{name}: {path} vs portable"
+
+
+def test_auto_picks_the_best_path_the_cpu_has():
+    cfg = cdrop.show_config()
+    if not cfg["avx2_compiled"]:
+        expected = "portable"
+    elif cfg["cpu_avx512"]:
+        expected = "avx512"
+    elif cfg["cpu_avx2"]:
+        expected = "avx2"
+    else:
+        expected = "portable"
+    assert _kernels.set_path("auto") == expected == cfg["simd"]
 
 
 # ---------------------------------------------------------------------------------------------

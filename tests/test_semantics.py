@@ -498,7 +498,7 @@ def test_show_config():
         assert key in cfg, key
     assert cfg["version"] == cdrop.__version__
     assert isinstance(cfg["openmp"], bool)
-    assert cfg["simd"] in ("avx2", "portable")
+    assert cfg["simd"] in ("avx512", "avx2", "portable")
     assert isinstance(cfg["max_threads"], int) and cfg["max_threads"] >= 1
     from cdrop import _kernels
 
