@@ -9,9 +9,12 @@
   (e.g. CPPFLAGS="-I$(brew --prefix libomp)/include" LDFLAGS="-L$(brew --prefix libomp)/lib").
 * Baseline ISA only: no -march=native (it writes the build machine's ISA into the binary, and a
   wheel or cached build then dies with SIGILL elsewhere) and no -ffast-math (it can switch the
-  whole Python process to flush-to-zero).  The AVX2 kernels are target("avx2") functions chosen
-  at import time.
+  whole Python process to flush-to-zero).  The AVX2 and AVX-512 kernels are target("avx2") and
+  target("avx512f,avx512bw") functions chosen at import time.
 * CDROP_DEBUG=1 builds with Cython's bounds and wrap-around checks back on, and -O1 -g.
+* CDROP_SANITIZE=address,undefined (any -fsanitize= list) builds with gcc/clang sanitizers,
+  frame pointers and no recovery from UB (a report aborts).  The Python interpreter is not
+  instrumented, so the runtime must be preloaded: see .ci/run, step 4.
 """
 import os
 import shlex
@@ -29,6 +32,7 @@ except ImportError:  # pragma: no cover
     from distutils.errors import CompileError, LinkError
 
 DEBUG = os.environ.get("CDROP_DEBUG", "") not in ("", "0")
+SANITIZE = os.environ.get("CDROP_SANITIZE", "").strip()
 
 # All Cython directives, in one place.  The kernels index with int64_t and never wrap around.
 DIRECTIVES = {
@@ -109,9 +113,12 @@ class BuildExt(build_ext):
         else:
             base = ["-O1", "-g"] if DEBUG else ["-O3"]
             base += ["-fno-strict-aliasing", "-Wno-unknown-pragmas"]
+        san = []
+        if SANITIZE and not is_msvc:
+            san = [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
         for ext in self.extensions:
-            ext.extra_compile_args = base + (omp[0] if omp else [])
-            ext.extra_link_args = omp[1] if omp else []
+            ext.extra_compile_args = base + san + (omp[0] if omp else [])
+            ext.extra_link_args = san + (omp[1] if omp else [])
         super().build_extensions()
 
 
