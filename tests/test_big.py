@@ -1,4 +1,8 @@
-"""More than 2**31 elements: indexing must be 64-bit everywhere (slow, needs ~9 GiB)."""
+"""More than 2**31 elements through every public entry point: indexing must be 64-bit everywhere.
+
+Slow, and each test needs 9-19 GiB of available memory (it skips, with the reason, where that
+is not available).  Offsets near the end of the 2**64 index space are in test_errors.py.
+"""
 import gc
 import math
 import time
@@ -98,4 +102,91 @@ def test_bool_mask_over_2_31_elements():
                               reference.keep_mask(200, P, SEED, offset=2**31 - 100))
     finally:
         del m
+        gc.collect()
+
+
+ONE = np.float32(1.0)
+
+
+@pytest.mark.slow
+def test_out_of_place_and_out_over_2_31_elements():
+    # The input is a zero-stride broadcast of 1.0 (no memory): out of place, the strided walk
+    # reads it with 64-bit indices and the result (~8.6 GB) is the only big allocation.
+    _need_memory(11)
+    src = np.broadcast_to(ONE, (N,))
+    y = cdrop.dropout(src, P, seed=SEED)
+    try:
+        assert y.shape == (N,) and y.dtype == np.float32 and y.flags.c_contiguous
+        _check_window(y[-5000:], N - 5000, "out of place: last 5000 elements")
+        _check_window(y[2**31 - 2500:2**31 + 2500], 2**31 - 2500, "out of place: around 2**31")
+        # out= into the same (refilled) buffer gives the same result
+        y.fill(7.0)
+        r = cdrop.dropout(src, P, seed=SEED, out=y)
+        assert r is y
+        _check_window(y[-5000:], N - 5000, "out=: last 5000 elements")
+        _check_window(y[2**31 - 2500:2**31 + 2500], 2**31 - 2500, "out=: around 2**31")
+        assert not np.any(y[::997] == 7.0)  # every part was written
+    finally:
+        del y
+        gc.collect()
+
+
+@pytest.mark.slow
+def test_layer_forward_backward_over_2_31_elements():
+    # In-place forward on ~8.6 GB of ones; backward of a broadcast gradient of ones allocates
+    # another 8.6 GB and must equal the forward output bit for bit (same mask, same scale).
+    _need_memory(19)
+    x = np.ones(N, dtype=np.float32)
+    try:
+        layer = cdrop.Dropout(P, inplace=True, seed=SEED)
+        y = layer(x)
+        assert y is x
+        g = layer.backward(np.broadcast_to(ONE, (N,)))
+        try:
+            assert g.shape == (N,) and g.dtype == np.float32
+            step = 2**26  # compare in slices: no 8.6 GB temporaries
+            for a in range(0, N, step):
+                assert np.array_equal(g[a:a + step].view(np.uint32),
+                                      y[a:a + step].view(np.uint32)), f"slice at {a}"
+            # and the mask is the one of the layer's call seed, at the end of the array
+            call_seed = layer._last[0]  # the seed of the forward call (a private attribute)
+            expected = reference.dropout_ref(np.ones(5000, np.float32), P, call_seed,
+                                             offset=N - 5000)
+            assert np.array_equal(y[-5000:].view(np.uint32), expected.view(np.uint32))
+        finally:
+            del g
+    finally:
+        del x
+        gc.collect()
+
+
+# A 2-D shape of more than 2**31 elements whose rows are not a power of two long.
+R, C = 2**16 + 1, 32771
+
+
+def _check_rows(view, rows, what):
+    for r in rows:
+        _check_window(np.ascontiguousarray(view[r]), r * C, f"{what}: row {r}")
+
+
+@pytest.mark.slow
+def test_strided_and_fortran_views_over_2_31_elements():
+    # In place on views of one ~8.6 GB buffer: reversed columns (the strided walk) and a
+    # transposed, Fortran-ordered view (the band walk).  Element (r, c) of a view has the
+    # logical index r * C + c whatever its address.
+    assert R * C > 2**31
+    _need_memory(11)
+    buf = np.ones(R * C, dtype=np.float32)
+    try:
+        rows = (0, 2**15 + 3, 2**31 // C, R - 1)  # 2**31 // C: the row holding index 2**31
+        rev = buf.reshape(R, C)[:, ::-1]
+        cdrop.dropout(rev, P, seed=SEED, inplace=True)
+        _check_rows(rev, rows, "reversed columns")
+        buf.fill(1.0)
+        fview = buf.reshape(C, R).T  # shape (R, C), Fortran order
+        assert fview.shape == (R, C) and fview.flags.f_contiguous
+        cdrop.dropout(fview, P, seed=SEED, inplace=True)
+        _check_rows(fview, rows, "Fortran order")
+    finally:
+        del buf
         gc.collect()
