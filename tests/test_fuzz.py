@@ -5,25 +5,36 @@ For each argument position of ``dropout``, ``dropout_mask``, ``Dropout(...)``,
 ``set_num_threads``, one argument is replaced by a value drawn from ``JUNK`` (ints of any size
 and sign, floats with NaN/Inf, bools, strings, bytes, None, lists (ragged ones too), tuples,
 dicts, numpy scalars and arrays of many dtypes and shapes, Generators, Fractions, Decimals,
-objects whose ``__index__``/``__float__``/``__bool__``/``__array__``/``__len__`` raise or
-return nonsense, ...) while the other arguments stay valid.  The contract checked:
+types, objects whose ``__index__``/``__float__``/``__bool__``/``__array__``/``__len__`` raise or
+return nonsense, ...) while the other arguments stay valid.  ``test_fixed_values`` also tries a
+fixed list of such values at every position, so that no kind of value depends on what
+Hypothesis happens to draw.  The contract checked:
 
 * A failure is a ``TypeError`` or ``ValueError`` whose message names the argument, as a word
-  (``ARG_WORDS`` below lists the words, taken from cdrop's own messages).  The one other
-  exception allowed is ``Boom``: raised by the test's own objects from their dunder methods; it
-  is the caller's error and propagating it unchanged is what Python itself does
-  (``operator.index``, ``float()``).
+  (``ARG_WORDS`` lists the words, taken from cdrop's own messages; "inplace=True needs a
+  numpy.ndarray" counts as naming x, and naming ``manual_seed`` names its only parameter).
+  The one other exception allowed is ``Boom``: raised by the test's own objects from their
+  dunder methods, it is the caller's own error, and propagating it unchanged is what Python
+  itself does (``operator.index``, ``float()``).  Warnings count as failures too (pyproject
+  turns them into errors anyway).
 * After a failure nothing changed: the arrays and containers passed in (byte for byte, flags
-  included), the Generators passed in (their state), ``cdrop.get_num_threads()``, the package
-  seed stream (the next ``seed=None`` draw equals the one without the failed call), and a
-  ``Dropout`` layer's state (its next forward and its backward are those it would have had).
+  included), Generators passed in, as the fuzzed value or as the seed of a call whose other
+  argument is bad (their state), ``cdrop.get_num_threads()``, the package seed stream (the next
+  ``seed=None`` draw equals the one without the failed call), and a ``Dropout`` layer (its
+  backward and its next forward are those it would have had).
 * A call that succeeds gives a sane result: the right type, shape and dtype, and the same bits
-  as the call with the canonical form of the argument (``float(p)``, ``operator.index(seed)``,
-  ``bool(flag)``, ...), checked against the oracle (tests/reference.py).  So an argument that
-  is silently misread (an ``__index__`` returning 1.5 taken as 1, say) fails too.
+  as the oracle (tests/reference.py) for the canonical form of the argument (``float(p)``,
+  ``operator.index(seed)``, ``bool(flag)``, one 64-bit draw from a Generator, ...).  So an
+  argument that is silently misread (an ``__index__`` returning 1.5 taken as 1, say) fails.
+  Flags (``training``, ``inplace``, ``packed``) may be anything with a truth value.
+* Shapes that are valid for the stream (at most 2**64 elements) but beyond what numpy can
+  allocate or represent (more than 64 axes, a dimension >= 2**63, petabytes) are not drawn by
+  the fuzzer; test_dropout_mask_unallocatable_shapes accepts numpy's own ValueError or a
+  MemoryError for them.
 
-Hypothesis runs derandomized with a bounded number of examples per argument position, so each
-run tries the same inputs; every example is a call on 10 elements, so the file runs in seconds.
+Hypothesis runs derandomized with a bounded number of examples per argument position (and
+without its "explain" phase), so each run tries the same inputs; every call is on at most a
+few dozen elements, so the file costs seconds.
 """
 import copy
 import decimal
