@@ -11,6 +11,7 @@ import reprlib
 import numpy as np
 
 from . import _kernels, _seed, _threads
+from ._checks import as_flag, as_int
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
 _U64 = 1 << 64
@@ -26,6 +27,8 @@ def _check_p(p):
         value = float(p)
     except OverflowError:  # an int beyond the float range: certainly not in [0, 1]
         raise ValueError(f"p must be a probability in [0, 1], got {reprlib.repr(p)}") from None
+    except (TypeError, ValueError):  # a registered numbers.Real whose __float__ fails
+        raise TypeError(f"p must be a real number, got {type(p).__name__}") from None
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise ValueError(f"p must be a probability in [0, 1], got {value!r}")
     return value
@@ -53,12 +56,22 @@ def _check_writable(a, name):
                 raise ValueError(f"{name} has overlapping elements (a zero stride)")
 
 
+def _as_float_array(x, name):
+    """`x` as an ndarray (array-likes converted) of a supported dtype."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as exc:  # ragged lists, objects NumPy cannot convert
+            kind = ValueError if isinstance(exc, ValueError) else TypeError
+            raise kind(f"{name} cannot be converted to an array: {exc}") from None
+    _check_dtype(x.dtype, name)
+    return x
+
+
 def _check_offset(offset, n):
-    if offset == 0 and type(offset) is int:
+    if type(offset) is int and offset == 0 and n <= _U64:
         return 0
-    if isinstance(offset, bool) or not hasattr(offset, "__index__"):
-        raise TypeError(f"offset must be an int, got {type(offset).__name__}")
-    offset = offset.__index__()
+    offset = as_int(offset, "offset")
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
     if offset + n > _U64:
@@ -195,12 +208,11 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
     True
     """
     p = _check_p(p)
-    if inplace:
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"inplace=True needs a numpy.ndarray, got {type(x).__name__}")
-    elif not isinstance(x, np.ndarray):
-        x = np.asarray(x)
-    _check_dtype(x.dtype, "x")
+    training = as_flag(training, "training")
+    inplace = as_flag(inplace, "inplace")
+    if inplace and not isinstance(x, np.ndarray):
+        raise TypeError(f"inplace=True needs x to be a numpy.ndarray, got {type(x).__name__}")
+    x = _as_float_array(x, "x")
     if out is not None:
         out = _check_out(out, x)
     if inplace:
@@ -213,8 +225,9 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
     n_threads = _threads.resolve(num_threads)
     offset = _check_offset(offset, x.size)
     if not training:
-        if seed is not None:
-            _seed.check_seed(seed)  # validated, but evaluation consumes no seed
+        # validated, but evaluation consumes no seed: a Generator is not asked for a number
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            _seed.check_seed(seed)
         if out is None or out is x:
             return x
         np.copyto(out, x)
@@ -253,9 +266,7 @@ def _check_shape(shape):
             ) from None
     out = []
     for d in dims:
-        if isinstance(d, bool) or not hasattr(d, "__index__"):
-            raise TypeError(f"shape must contain ints, got {type(d).__name__}")
-        d = d.__index__()
+        d = as_int(d, "shape", "an int or a tuple of ints")
         if d < 0:
             raise ValueError(f"shape must not contain negative dimensions, got {dims}")
         out.append(d)
@@ -307,6 +318,7 @@ def dropout_mask(shape, p=0.5, *, seed, offset=0, packed=False, num_threads=None
     """
     shape = _check_shape(shape)
     p = _check_p(p)
+    packed = as_flag(packed, "packed")
     n = math.prod(shape)
     n_threads = _threads.resolve(num_threads)
     offset = _check_offset(offset, n)

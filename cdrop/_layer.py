@@ -1,8 +1,8 @@
 """The Dropout layer: train/eval modes and a backward pass that recomputes its mask."""
-import numpy as np
 
 from . import _kernels, _seed
-from ._dropout import _check_p, dropout
+from ._checks import as_flag
+from ._dropout import _as_float_array, _check_p, dropout
 
 
 class Dropout:
@@ -47,7 +47,7 @@ class Dropout:
 
     def __init__(self, p=0.5, *, inplace=False, seed=None):
         self.p = p
-        self.inplace = bool(inplace)
+        self.inplace = as_flag(inplace, "inplace")
         self._seed = _seed.resolve_seed(seed)
         self._calls = 0  # forward calls made in training mode: the RNG position
         self._last = None  # (seed, p, shape) of the last training forward; "eval" after an eval one
@@ -160,10 +160,10 @@ class Dropout:
         if last == "eval":
             return grad
         call_seed, p, shape = last
-        shape_of_grad = np.shape(grad)
-        if shape_of_grad != shape:
+        grad = _as_float_array(grad, "grad")  # so that errors name grad, not dropout's x
+        if grad.shape != shape:
             raise ValueError(
-                f"grad has shape {shape_of_grad}, but the last forward output had shape {shape}"
+                f"grad has shape {grad.shape}, but the last forward output had shape {shape}"
             )
         return dropout(grad, p, True, seed=call_seed)
 

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 
 from . import _kernels
+from ._checks import as_int
 
 _U64 = 1 << 64
 
@@ -48,12 +49,7 @@ def check_seed(seed, name="seed"):
     """An int in [0, 2**64) from an int-like or a numpy Generator (None not allowed here)."""
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, _U64, dtype=np.uint64))
-    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
-        raise TypeError(
-            f"{name} must be an int in [0, 2**64), a numpy.random.Generator or None, "
-            f"got {type(seed).__name__}"
-        )
-    seed = seed.__index__()
+    seed = as_int(seed, name, "an int in [0, 2**64), a numpy.random.Generator or None")
     if not 0 <= seed < _U64:
         raise ValueError(f"{name} must be in [0, 2**64), got {seed}")
     return seed

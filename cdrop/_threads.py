@@ -4,6 +4,7 @@ import os
 import threading
 
 from . import _kernels
+from ._checks import as_int
 
 _lock = threading.Lock()
 _default = None  # set by set_num_threads; None means "resolve from the environment"
@@ -32,9 +33,7 @@ MAX_THREADS = 1 << 16
 
 
 def _check_positive_int(name, n):
-    if isinstance(n, bool) or not hasattr(n, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    n = n.__index__()
+    n = as_int(n, name)
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
     return min(n, MAX_THREADS)

@@ -12,6 +12,7 @@ import functools
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,19 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import reference  # noqa: E402  (needs the sys.path entry above)
+
+# When any Hypothesis test fails, Hypothesis's pytest plugin imports hypothesis.extra._patching
+# (and with it libcst, whose import emits a DeprecationWarning from mypy_extensions here).
+# pyproject's filterwarnings=error turns that warning into an INTERNALERROR that ends the whole
+# session instead of reporting the failure.  Importing the module once, now, with that warning
+# ignored makes the plugin's later import a no-op.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import hypothesis.extra._patching  # noqa: F401
+    except ImportError:  # pragma: no cover - no libcst: the plugin then skips the patch
+        pass
+
 
 
 def _import_installed_cdrop():

@@ -54,18 +54,6 @@ import cdrop
 import reference
 from helpers import assert_bits_equal
 
-# When a Hypothesis test fails, Hypothesis's pytest plugin imports hypothesis.extra._patching
-# (and with it libcst, whose import emits a DeprecationWarning from mypy_extensions here).
-# pyproject's filterwarnings=error turns that warning into an INTERNALERROR that ends the whole
-# session instead of reporting the failure.  Importing the module once, now, with that warning
-# ignored makes the plugin's later import a no-op.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import hypothesis.extra._patching  # noqa: F401
-    except ImportError:  # pragma: no cover - no libcst: the plugin then skips the patch
-        pass
-
 U64 = 1 << 64
 N = 10  # elements of the valid arrays the fuzzed calls get
 STREAM_SEED = 0x5EED  # the package stream is reset to this before each call

@@ -39,7 +39,6 @@ import dataclasses
 import math
 import re
 import sys
-import warnings
 import zlib
 
 import numpy as np
@@ -50,18 +49,6 @@ import cdrop
 import reference
 from cdrop import _kernels
 from helpers import assert_bits_equal
-
-# When a Hypothesis test fails, Hypothesis's pytest plugin imports hypothesis.extra._patching
-# (and with it libcst, whose import emits a DeprecationWarning from mypy_extensions here).
-# pyproject's filterwarnings=error turns that warning into an INTERNALERROR that ends the whole
-# session instead of reporting the failure.  Importing the module once, now, with that warning
-# ignored makes the plugin's later import a no-op.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import hypothesis.extra._patching  # noqa: F401
-    except ImportError:  # pragma: no cover - no libcst: the plugin then skips the patch
-        pass
 
 GUARD = 64  # random bytes before and after each array's region of the parent buffer
 BLOCK = 1 << 14  # elements per RNG block (docs/rng.md)
