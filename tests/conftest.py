@@ -39,7 +39,6 @@ with warnings.catch_warnings():
         pass
 
 
-
 def _import_installed_cdrop():
     import importlib.util
 
