@@ -70,7 +70,7 @@ class _WorkerPair:
             try:
                 for job in self.jobs[i]:
                     job()
-            except BaseException as exc:  # reported by the main thread after the round
+            except Exception as exc:  # reported by the main thread after the round
                 self._errors.append(exc)
             finally:
                 self._end.wait(TIMEOUT)
