@@ -119,7 +119,8 @@ def _operations(w, r):
 
     def layer(nt):
         # Dropout has no num_threads argument: it uses the default, which the test sets to 1
-        # for the serial run and 2 for the concurrent one.  Forward, backward, forward again (a new mask), backward.
+        # for the serial run and 2 for the concurrent one.  Forward, backward, forward again
+        # (a new mask), backward.
         lay = cdrop.Dropout(0.5, seed=s + 8)
         y1 = lay(x32)
         g1 = lay.backward(x32[::-1])
@@ -301,13 +302,13 @@ def test_set_num_threads_while_calls_are_in_flight():
     serial = [[call(w, c, 1) for c in range(n_calls)] for w in range(n_callers)]
 
     stop = threading.Event()
-    seen = []
+    seen = set()  # every value get_num_threads() returned, in any thread
 
     def mutator():
         i = 0
         while not stop.is_set():
             cdrop.set_num_threads(settings[i % len(settings)])
-            seen.append(cdrop.get_num_threads())
+            seen.add(cdrop.get_num_threads())
             i += 1
         return i
 
@@ -318,7 +319,7 @@ def test_set_num_threads_while_calls_are_in_flight():
         got = []
         for c in range(n_calls):
             got.append(call(w, c, None))  # the default, which the mutator keeps changing
-            seen.append(cdrop.get_num_threads())
+            seen.add(cdrop.get_num_threads())
         return got
 
     with ThreadPoolExecutor(max_workers=n_callers + 1) as pool:
@@ -334,7 +335,7 @@ def test_set_num_threads_while_calls_are_in_flight():
         for c in range(n_calls):
             _assert_same(results[w][c], serial[w][c], f"caller {w}, call {c}")
     # get_num_threads only ever reported a value some setting gives (never a torn or 0 value)
-    assert set(seen) <= allowed, set(seen) - allowed
+    assert seen <= allowed, seen - allowed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Leaks (``test_no_leak``)
     Every entry point, including calls that raise (bad p, dtype, out, seed, offset, num_threads,
     shape; read-only targets; Dropout misuse; manual_seed / set_num_threads errors), is called in
-    a loop on small arrays while tracemalloc runs.  After a warm-up of 1,000 calls the loop is
+    a loop on small arrays while tracemalloc runs.  After a warm-up of 500 calls the loop is
     cut into 10 equal segments, and after each one the traced Python memory and the resident set
     size (RSS, /proc/self/statm) are sampled.
 
@@ -260,28 +260,31 @@ def _check_flat(name, calls, traced, rss, fds_before, fds_after):
     assert fds_after == fds_before, f"{name}: open file descriptors {fds_before} -> {fds_after}"
 
 
-def _leak_loop(name, calls):
-    fn = _calls()[name]
-    per_segment = calls // SEGMENTS
+def _measure(fn, calls_per_segment, warmup=0):
+    """Traced memory and RSS before and after each of SEGMENTS runs of calls_per_segment calls."""
     started_here = not tracemalloc.is_tracing()
     if started_here:
         tracemalloc.start()
     try:
-        for _ in range(WARMUP):
+        for _ in range(warmup):
             fn()
-        gc.collect()
-        fds_before = _open_fds()
         traced, rss = [tracemalloc.get_traced_memory()[0]], [_rss()]
         for _ in range(SEGMENTS):
-            for _ in range(per_segment):
+            for _ in range(calls_per_segment):
                 fn()
             traced.append(tracemalloc.get_traced_memory()[0])
             rss.append(_rss())
-        fds_after = _open_fds()
     finally:
         if started_here:
             tracemalloc.stop()
-    _check_flat(name, calls, traced, rss, fds_before, fds_after)
+    return traced, rss
+
+
+def _leak_loop(name, calls):
+    fn = _calls()[name]
+    fds_before = _open_fds()
+    traced, rss = _measure(fn, calls // SEGMENTS, WARMUP)
+    _check_flat(name, calls, traced, rss, fds_before, _open_fds())
 
 
 @pytest.mark.parametrize("name", CALL_NAMES)
@@ -293,21 +296,6 @@ def test_no_leak(name):
 @pytest.mark.parametrize("name", CALL_NAMES)
 def test_no_leak_100k(name):
     _leak_loop(name, 100_000)
-
-
-def _measure(fn, calls_per_segment):
-    """The traced-memory and RSS samples of _leak_loop, for the teeth tests."""
-    tracemalloc.start()
-    try:
-        traced, rss = [tracemalloc.get_traced_memory()[0]], [_rss()]
-        for _ in range(SEGMENTS):
-            for _ in range(calls_per_segment):
-                fn()
-            traced.append(tracemalloc.get_traced_memory()[0])
-            rss.append(_rss())
-    finally:
-        tracemalloc.stop()
-    return traced, rss
 
 
 def test_traced_leak_check_has_teeth():
