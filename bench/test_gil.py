@@ -18,10 +18,12 @@ enough memory bandwidth, as long as "1 call".  The last case is the reference fo
 cores give this work without any Python threads (and so without the GIL): memory bandwidth
 shared by the cores (each call reads and writes 8 bytes per element), or other processes on a
 shared machine, limit both parallel cases alike, and "2 calls, 2 threads" close to "OMP"
-means the GIL costs nothing on top.
+means the GIL costs nothing on top.  (Where other processes hold the cores, OpenMP's
+busy-waiting team can make "OMP" much slower than serial: ~12 ms per two-thread call of any
+size was seen on the shared development machine, against ~1 ms for a 4M call on one thread.)
 
 Harness: the same two persistent worker threads run every case, started and stopped by a pair
-of barriers, so the three cases pay the same dispatch overhead (the idle worker of the
+of barriers, so all cases pay the same dispatch overhead (the idle worker of the
 single-thread cases just passes the barriers).  The calls write into a preallocated ``out=``
 from stable inputs, so no round sees data that an earlier round changed, and nothing is
 allocated inside the timed region.  No assertion on time: this is a benchmark, not a test.
