@@ -1,4 +1,5 @@
 """The Dropout layer: train/eval modes and a backward pass that recomputes its mask."""
+import threading
 
 from . import _kernels, _seed
 from ._checks import as_flag
@@ -12,6 +13,8 @@ class Dropout:
     ``derive(layer_seed, call_number)`` (docs/rng.md, section 7): consecutive calls differ,
     and two layers built with the same seed produce the same sequence.  Only that 64-bit seed
     is remembered, so :meth:`backward` recomputes the mask instead of storing it (O(1) memory).
+    Threads may share a layer: its training-mode forward calls then run one at a time, each
+    with its own call number (backward refers to whichever call was last).
 
     Parameters
     ----------
@@ -52,6 +55,18 @@ class Dropout:
         self._calls = 0  # forward calls made in training mode: the RNG position
         self._last = None  # (seed, p, shape) of the last training forward; "eval" after an eval one
         self.training = True
+        # Taking a call number, running the call and recording it are one step, so that threads
+        # sharing a layer never get the same mask (calls of one layer run one at a time).
+        self._lock = threading.Lock()
+
+    def __getstate__(self):  # pickle and copy.deepcopy: a lock is neither picklable nor shared
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def p(self):
@@ -109,10 +124,11 @@ class Dropout:
             y = dropout(x, self._p, False, inplace=self.inplace)
             self._last = "eval"
             return y
-        call_seed = _kernels.derive(self._seed, self._calls)
-        y = dropout(x, self._p, True, inplace=self.inplace, seed=call_seed)
-        self._calls += 1
-        self._last = (call_seed, self._p, y.shape)
+        with self._lock:
+            call_seed = _kernels.derive(self._seed, self._calls)
+            y = dropout(x, self._p, True, inplace=self.inplace, seed=call_seed)
+            self._calls += 1  # only after a successful call: a failing one takes no number
+            self._last = (call_seed, self._p, y.shape)
         return y
 
     def __call__(self, x):

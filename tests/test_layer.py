@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import cdrop
+from cdrop import _kernels
 import reference
 from helpers import assert_bits_equal
 
@@ -268,3 +269,42 @@ def test_layer_holds_no_array_after_forward():
         for name, value in vars(layer).items():
             assert not _holds_array(value), f"layer.{name} holds an array"
         assert len(pickle.dumps(layer)) < 1000  # O(1) state, not O(n)
+
+
+def test_threads_sharing_a_layer_get_distinct_call_numbers():
+    # Found by a review: _calls was read before the kernel and incremented after it, so threads
+    # sharing a layer could reuse a call number (186 distinct masks of 200).
+    import threading
+
+    seed, threads, calls = 99, 4, 50
+    layer = cdrop.Dropout(0.5, seed=seed)
+    x = np.ones(2**17, np.float32)  # long enough for the calls to overlap without the lock
+    seen = []
+    barrier = threading.Barrier(threads)
+
+    def work():
+        barrier.wait()
+        for _ in range(calls):
+            y = layer(x)
+            seen.append((y != 0).tobytes())
+
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    expected = {cdrop.dropout_mask(x.size, 0.5, seed=_kernels.derive(seed, k)).tobytes()
+                for k in range(threads * calls)}
+    assert len(seen) == threads * calls
+    assert set(seen) == expected  # each call number 0 .. 199 used exactly once
+
+
+def test_layer_survives_pickle_and_deepcopy():
+    import copy
+
+    layer = cdrop.Dropout(0.3, seed=5)
+    layer(np.ones(100))
+    for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        g = np.ones(100)
+        assert_bits_equal(clone.backward(g), layer.backward(g), "backward of the clone")
+        assert_bits_equal(clone(np.ones(100)), copy.deepcopy(layer)(np.ones(100)), "next call")
