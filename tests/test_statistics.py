@@ -507,7 +507,7 @@ def test_run_lengths_are_geometric(p):
     still expects >= MIN_EXPECTED runs.  (Treating the run lengths as a multinomial sample ignores
     that they must sum to the array length, an O(1/runs) effect.)"""
     q = _q(p)
-    m = _mask(2**26, p, seed=4242)
+    m = _mask(2**25, p, seed=4242)
     lengths, values = _run_lengths(m)
     for kept, stay in ((True, q), (False, 1 - q)):
         runs = lengths[values == kept]
