@@ -28,6 +28,8 @@ ALPHA = 1e-6 for a generator that produces independent Bernoulli(q) decisions:
   against closed forms, and against SciPy when SciPy happens to be installed).  Every cell has
   at least MIN_EXPECTED = 50 expected occurrences of the rarer outcome, where the chi-square law
   is an accurate approximation of the cell-count statistic.  Fail when the p-value < ALPHA.
+  Alongside, the worst single cell gets the Chernoff test at level ALPHA / #cells (Bonferroni),
+  which is more sensitive to one biased lane or position than the chi-square.
 * correlations: with c_i = x_i - q (x_i the 0/1 decision), S = sum_i c_i c'_i over n pairs has
   mean 0 and variance exactly n (q(1-q))**2 under independence, also for overlapping pairs
   (x_i x_{i+L}), because the products are uncorrelated; S is a martingale sum, so
@@ -35,8 +37,8 @@ ALPHA = 1e-6 for a generator that produces independent Bernoulli(q) decisions:
   this is the same test as a 2x2 contingency table.  Fail when the two-sided normal p-value
   erfc(|z| / sqrt 2) < ALPHA, i.e. |z| > 4.89.
 
-The file makes about 490 such checks, so a correct generator run on fresh random seeds would fail
-some check with probability below 490 * 1e-6 < 5e-4.  All seeds are fixed, so the suite is
+The file makes about 550 such checks, so a correct generator run on fresh random seeds would fail
+some check with probability below 550 * 1e-6 < 6e-4.  All seeds are fixed, so the suite is
 deterministic anyway: the bounds guard against generator, threshold, seeding and chunking bugs,
 not against bad luck.  Sizes keep the whole file well under a minute on a 2-core machine.
 """
@@ -134,15 +136,29 @@ def check_binomial(k, n, q, what):
 
 
 def check_cells(counts, trials, q, what):
-    """Independent cells, count_i ~ Binomial(trials_i, q): chi-square with df = #cells.
+    """Independent cells, count_i ~ Binomial(trials_i, q): two tests, each with false-alarm
+    rate <= ALPHA.
 
-    Fails when the chi-square p-value < ALPHA.  Each cell must expect >= MIN_EXPECTED of both
-    outcomes, so that the chi-square law is accurate; that is a design check on the test itself.
+    * the worst cell: the Chernoff test of check_binomial on every cell at level ALPHA / #cells
+      (Bonferroni, rigorous), which is the most sensitive to one biased cell (a lane, a position);
+    * chi-square with df = #cells, the most sensitive to a bias spread over many cells; it
+      fails when the p-value < ALPHA.  Each cell must expect >= MIN_EXPECTED of both outcomes,
+      so that the chi-square law is accurate; that is a design check on the test itself.
     """
     counts = np.asarray(counts, dtype=np.float64).ravel()
     trials = np.broadcast_to(np.asarray(trials, dtype=np.float64), counts.shape)
     smallest = float(trials.min()) * min(q, 1 - q)
     assert smallest >= MIN_EXPECTED, f"{what}: test too small ({smallest:.1f} expected per cell)"
+    x = counts / trials
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = (np.where(x > 0, x * np.log(x / q), 0.0)
+              + np.where(x < 1, (1 - x) * np.log((1 - x) / (1 - q)), 0.0))
+    stat = trials * kl
+    worst = int(np.argmax(stat))
+    limit = math.log(2 * counts.size / ALPHA)
+    assert stat[worst] <= limit, (f"{what}: cell {worst} kept {counts[worst]:.0f} of "
+                                  f"{trials[worst]:.0f}, expected {trials[worst] * q:.1f}; "
+                                  f"n*KL = {stat[worst]:.2f} > {limit:.2f}")
     x2 = float(np.sum((counts - trials * q) ** 2 / (trials * q * (1 - q))))
     df = counts.size
     pval = chi2_sf(x2, df)
@@ -244,6 +260,13 @@ def test_checks_pass_numpy_bits_and_catch_defects():
     grid[:, 5] = rng.random(2**14) < 0.6
     with pytest.raises(AssertionError):
         check_cells(grid.sum(axis=0), 2**14, q, "biased position")
+    # One cell of 16384 off by 8 sigma: invisible to the chi-square (it adds ~64 to a statistic
+    # with mean 16384 and sd 181), caught by the worst-cell test.
+    cells = rng.binomial(1024, q, size=2**14).astype(np.float64)
+    check_cells(cells, 1024, q, "PCG64 cells")
+    cells[123] = 512 + 8 * 16
+    with pytest.raises(AssertionError, match="cell 123"):
+        check_cells(cells, 1024, q, "one bad cell")
     # Runs: forbid runs of ones longer than 12 (1 in 4096 runs); the chi-square sees the tail.
     lengths, values = _run_lengths(a)
     runs = lengths[values]
