@@ -131,8 +131,9 @@ def check_binomial(k, n, q, what):
     assert 0 < n and 0 < q < 1
     stat = n * _kl(k / n, q)
     limit = math.log(2 / ALPHA)
-    assert stat <= limit, (f"{what}: {k} of {n}, expected {n * q:.1f} "
-                           f"(sd {math.sqrt(n * q * (1 - q)):.1f}); n*KL = {stat:.2f} > {limit:.2f}")
+    sd = math.sqrt(n * q * (1 - q))
+    assert stat <= limit, (f"{what}: {k} of {n}, expected {n * q:.1f} (sd {sd:.1f}); "
+                           f"n*KL = {stat:.2f} > {limit:.2f}")
 
 
 def check_cells(counts, trials, q, what):

@@ -56,7 +56,8 @@ def chunks(seed, offset, nbytes, chunk_bytes, num_threads=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=_nonneg, required=True, help="integer seed, 0 <= seed < 2**64")
+    parser.add_argument("--seed", type=_nonneg, required=True,
+                        help="integer seed, 0 <= seed < 2**64")
     parser.add_argument("--offset", type=_nonneg, default=0,
                         help="global index of the first element (default 0)")
     parser.add_argument("--bytes", type=_nonneg, default=None,
