@@ -445,9 +445,10 @@ def test_neighbouring_blocks(p):
     check_independent(m[:-1], m[1:], q, "same position, next block")
     check_independent(m[:-1, -GROUP:], m[1:, :GROUP], q, "last step vs next block's first step")
     # The boundary pair itself: (last of block b, first of block b + 1), over 16383 boundaries,
-    # so that the number of pairs is big enough for the normal approximation.
-    big = _mask(4 * N_BLOCKS * BLOCK, p, seed=78).reshape(-1, BLOCK)
-    check_independent(big[:-1, -1], big[1:, 0], q, "last element vs next block's first")
+    # so that the number of pairs is big enough for the normal approximation; each pair is a
+    # two-element mask straddling the boundary.
+    pairs = np.array([_mask(2, p, seed=78, offset=b * BLOCK - 1) for b in range(1, 2**14)])
+    check_independent(pairs[:, 0], pairs[:, 1], q, "last element vs next block's first")
 
 
 # ---------------------------------------------------------------------------------------------
