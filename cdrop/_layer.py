@@ -1,9 +1,25 @@
 """The Dropout layer: train/eval modes and a backward pass that recomputes its mask."""
+import os
 import threading
+import weakref
 
 from . import _kernels, _seed
 from ._checks import as_flag
 from ._dropout import _as_float_array, _check_p, dropout
+
+
+# Every layer, so that a fork()ed child can replace their locks: one held by another thread of
+# the parent at fork time would stay held in the child forever (multiprocessing, DataLoader).
+_LAYERS = weakref.WeakSet()
+
+
+def _new_locks_after_fork():
+    for layer in list(_LAYERS):
+        layer._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 class Dropout:
@@ -58,15 +74,17 @@ class Dropout:
         # Taking a call number, running the call and recording it are one step, so that threads
         # sharing a layer never get the same mask (calls of one layer run one at a time).
         self._lock = threading.Lock()
+        _LAYERS.add(self)
 
     def __getstate__(self):  # pickle and copy.deepcopy: a lock is neither picklable nor shared
         state = self.__dict__.copy()
-        del state["_lock"]
+        state.pop("_lock", None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        _LAYERS.add(self)
 
     @property
     def p(self):
@@ -85,7 +103,7 @@ class Dropout:
         >>> cdrop.Dropout(0.1).train(False).training
         False
         """
-        self.training = bool(mode)
+        self.training = as_flag(mode, "mode")
         return self
 
     def eval(self):

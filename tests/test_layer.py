@@ -1,5 +1,7 @@
 """cdrop.Dropout: modes, the per-call seeds, backward (recomputed mask), pickling."""
+import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
@@ -308,3 +310,36 @@ def test_layer_survives_pickle_and_deepcopy():
         g = np.ones(100)
         assert_bits_equal(clone.backward(g), layer.backward(g), "backward of the clone")
         assert_bits_equal(clone(np.ones(100)), copy.deepcopy(layer)(np.ones(100)), "next call")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_can_use_a_layer_whose_lock_a_parent_thread_held():
+    # Found by a review: a thread inside forward() at fork time left the child's copy of the
+    # layer's lock held forever, and the child's first forward() hung.
+    import warnings
+
+    layer = cdrop.Dropout(0.5, seed=3)
+    layer._lock.acquire()  # as if another thread were inside forward() when the process forks
+    try:
+        with warnings.catch_warnings():  # Python >= 3.12 warns about fork() with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # child: must not hang; exit code 0 only if the call works
+            code = 1
+            try:
+                signal.alarm(20)
+                y = layer(np.ones(8))
+                code = 0 if y.shape == (8,) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        layer._lock.release()
+
+
+def test_train_mode_flag_is_checked():
+    layer = cdrop.Dropout(0.5, seed=1)
+    with pytest.raises(TypeError, match="mode"):
+        layer.train(np.array([1, 0]))
+    assert layer.training  # unchanged
