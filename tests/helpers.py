@@ -21,3 +21,15 @@ def assert_bits_equal(actual, expected, msg=""):
             f"{msg}: {bad.size} of {a.size} elements differ; first at flat index {i}: "
             f"got {actual.ravel()[i]!r}, expected {expected.ravel()[i]!r}"
         )
+
+
+def mem_available_gib():
+    """MemAvailable from /proc/meminfo in GiB, or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None

@@ -12,25 +12,15 @@ import pytest
 
 import cdrop
 import reference
+from helpers import mem_available_gib
 
 N = 2**31 + 2**20 + 3  # float32: about 8.6 GB
 SEED = 11
 P = 0.5
 
 
-def _mem_available_gib():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return None
-
-
 def _need_memory(gib):
-    avail = _mem_available_gib()
+    avail = mem_available_gib()
     if avail is None:
         pytest.skip("cannot read MemAvailable from /proc/meminfo")
     if avail < gib:

@@ -88,6 +88,7 @@ import pytest
 
 import cdrop
 import reference
+from helpers import mem_available_gib
 
 TIMEOUT = 60  # seconds; only a guard against hangs
 
@@ -595,22 +596,11 @@ def _interrupt(how):
         _thread.interrupt_main()
 
 
-def _mem_available_gib():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return None
-
-
 class _Big:
     """Input (ones), expected output and an output buffer of n float32, made once per size."""
 
     def __init__(self, n):
-        avail = _mem_available_gib()
+        avail = mem_available_gib()
         need = 3 * 4 * n / 2**30 + 0.5
         if avail is not None and avail < need:
             pytest.skip(f"needs {need:.1f} GiB of available memory, {avail:.1f} GiB available")

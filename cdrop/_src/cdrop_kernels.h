@@ -463,6 +463,53 @@ typedef struct {
     CDROP_WALK_SIMD(cdrop_lanes_avx2, cdrop_avx2_at, cdrop_avx2_step_out, key, g0, n, thr,      \
                     STEPS, LOST, PART)
 
+/* The entry points of a SIMD path, written once for all paths: the path's WALK macro and steps
+ * functions (STEPS) differ, the partial steps and the clearing of lost ties do not.  ATTR is the
+ * path's target attribute.  (LOST and PART as in CDROP_WALK_SIMD.) */
+#define CDROP_DEFINE_APPLY_SIMD(NAME, ATTR, WALK, STEPS, T, SELECT, CLEAR)                      \
+    ATTR static void NAME(const T *src, T *dst, int64_t n, uint64_t key, uint64_t g0,          \
+                          uint32_t thr, T scale)                                                \
+    {                                                                                           \
+        WALK(key, g0, n, thr,                                                                   \
+             STEPS(&v, src, dst, i, nsteps, thr, scale, key, g0, &tie[cur], &tie[!cur], nprev,  \
+                   prev_base),                                                                  \
+             CLEAR(dst + e, lost),                                                              \
+             {                                                                                  \
+                 for (int k = k0; k < k1; k++)                                                  \
+                     dst[i + k - k0] = SELECT(src[i + k - k0], scale, keep[k]);                 \
+             });                                                                                \
+    }
+
+/* Keep mask as bytes 0/1; a lost tie turns its 1 into 0. */
+#define CDROP_DEFINE_KEEP_U8_SIMD(NAME, ATTR, WALK, STEPS)                                      \
+    ATTR static void NAME(uint8_t *dst, int64_t n, uint64_t key, uint64_t g0, uint32_t thr)    \
+    {                                                                                           \
+        WALK(key, g0, n, thr,                                                                   \
+             STEPS(&v, dst, i, nsteps, thr, key, g0, &tie[cur], &tie[!cur], nprev, prev_base),  \
+             dst[e] &= (uint8_t)(lost - 1),                                                     \
+             { memcpy(dst + i, keep + k0, (size_t)(k1 - k0)); });                               \
+    }
+
+/* Packed keep bits of local elements [lo, hi) (global g0 + lo ...) into `bits`, which must be
+ * zero there; lo is a multiple of 8 and hi a multiple of 8 or the end of the mask. */
+#define CDROP_DEFINE_KEEP_BITS_SIMD(NAME, ATTR, WALK, STEPS)                                    \
+    ATTR static void NAME(uint8_t *bits, int64_t lo, int64_t hi, uint64_t key, uint64_t g0,    \
+                          uint32_t thr)                                                         \
+    {                                                                                           \
+        const uint64_t gl = g0 + (uint64_t)lo;                                                  \
+        const int64_t n = hi - lo;                                                              \
+        WALK(key, gl, n, thr,                                                                   \
+             STEPS(&v, bits, lo, i, nsteps, thr, key, gl, &tie[cur], &tie[!cur], nprev,         \
+                   prev_base),                                                                  \
+             bits[(lo + e) >> 3] &= (uint8_t)~(lost << ((lo + e) & 7)),                         \
+             {                                                                                  \
+                 for (int k = k0; k < k1; k++) {                                                \
+                     const int64_t b = lo + i + k - k0;                                         \
+                     bits[b >> 3] |= (uint8_t)(keep[k] << (b & 7));                             \
+                 }                                                                              \
+             });                                                                                \
+    }
+
 /* *x = +0.0 if lost, else unchanged; bit operations instead of a branch. */
 static inline void cdrop_clear_if_f32(float *x, int lost)
 {
@@ -506,18 +553,8 @@ CDROP_AVX2 __attribute__((noinline)) static int cdrop_steps_f32_avx2(
     return nrec;
 }
 
-CDROP_AVX2 static void cdrop_apply_f32_avx2(const float *src, float *dst, int64_t n, uint64_t key,
-                                            uint64_t g0, uint32_t thr, float scale)
-{
-    CDROP_WALK_AVX2(key, g0, n, thr,
-        cdrop_steps_f32_avx2(&v, src, dst, i, nsteps, thr, scale, key, g0, &tie[cur], &tie[!cur],
-                             nprev, prev_base),
-        cdrop_clear_if_f32(dst + e, lost),
-        {
-            for (int k = k0; k < k1; k++)
-                dst[i + k - k0] = cdrop_select_f32(src[i + k - k0], scale, keep[k]);
-        });
-}
+CDROP_DEFINE_APPLY_SIMD(cdrop_apply_f32_avx2, CDROP_AVX2, CDROP_WALK_AVX2, cdrop_steps_f32_avx2,
+                        float, cdrop_select_f32, cdrop_clear_if_f32)
 
 /* float64: whole steps. */
 CDROP_AVX2 __attribute__((noinline)) static int cdrop_steps_f64_avx2(
@@ -546,18 +583,8 @@ CDROP_AVX2 __attribute__((noinline)) static int cdrop_steps_f64_avx2(
     return nrec;
 }
 
-CDROP_AVX2 static void cdrop_apply_f64_avx2(const double *src, double *dst, int64_t n, uint64_t key,
-                                            uint64_t g0, uint32_t thr, double scale)
-{
-    CDROP_WALK_AVX2(key, g0, n, thr,
-        cdrop_steps_f64_avx2(&v, src, dst, i, nsteps, thr, scale, key, g0, &tie[cur], &tie[!cur],
-                             nprev, prev_base),
-        cdrop_clear_if_f64(dst + e, lost),
-        {
-            for (int k = k0; k < k1; k++)
-                dst[i + k - k0] = cdrop_select_f64(src[i + k - k0], scale, keep[k]);
-        });
-}
+CDROP_DEFINE_APPLY_SIMD(cdrop_apply_f64_avx2, CDROP_AVX2, CDROP_WALK_AVX2, cdrop_steps_f64_avx2,
+                        double, cdrop_select_f64, cdrop_clear_if_f64)
 
 /* Keep bytes: whole steps. */
 CDROP_AVX2 __attribute__((noinline)) static int cdrop_steps_u8_avx2(
@@ -572,15 +599,7 @@ CDROP_AVX2 __attribute__((noinline)) static int cdrop_steps_u8_avx2(
     return nrec;
 }
 
-CDROP_AVX2 static void cdrop_keep_u8_avx2(uint8_t *dst, int64_t n, uint64_t key, uint64_t g0, uint32_t thr)
-{
-    CDROP_WALK_AVX2(key, g0, n, thr,
-        cdrop_steps_u8_avx2(&v, dst, i, nsteps, thr, key, g0, &tie[cur], &tie[!cur], nprev, prev_base),
-        dst[e] &= (uint8_t)(lost - 1), /* lost: 1 -> 0, kept: 1 stays */
-        {
-            memcpy(dst + i, keep + k0, (size_t)(k1 - k0));
-        });
-}
+CDROP_DEFINE_KEEP_U8_SIMD(cdrop_keep_u8_avx2, CDROP_AVX2, CDROP_WALK_AVX2, cdrop_steps_u8_avx2)
 
 /* Packed keep bits.  OR the 32 bits `v` into the bit array at bit position b (bit b % 8 of byte
  * b / 8, NumPy's bitorder="little"): the bytes touched hold bits of [b, b + 32) and at most the
@@ -611,24 +630,7 @@ CDROP_AVX2 __attribute__((noinline)) static int cdrop_steps_bits_avx2(
     return nrec;
 }
 
-/* Keep bits of local elements [lo, hi) (global g0 + lo ...) into `bits`, which must be zero
- * there; lo is a multiple of 8 and hi a multiple of 8 or the end of the mask. */
-CDROP_AVX2 static void cdrop_keep_bits_avx2(uint8_t *bits, int64_t lo, int64_t hi, uint64_t key,
-                                            uint64_t g0, uint32_t thr)
-{
-    const uint64_t gl = g0 + (uint64_t)lo;
-    const int64_t n = hi - lo;
-    CDROP_WALK_AVX2(key, gl, n, thr,
-        cdrop_steps_bits_avx2(&v, bits, lo, i, nsteps, thr, key, gl, &tie[cur], &tie[!cur], nprev,
-                              prev_base),
-        bits[(lo + e) >> 3] &= (uint8_t)~(lost << ((lo + e) & 7)),
-        {
-            for (int k = k0; k < k1; k++) {
-                const int64_t b = lo + i + k - k0;
-                bits[b >> 3] |= (uint8_t)(keep[k] << (b & 7));
-            }
-        });
-}
+CDROP_DEFINE_KEEP_BITS_SIMD(cdrop_keep_bits_avx2, CDROP_AVX2, CDROP_WALK_AVX2, cdrop_steps_bits_avx2)
 
 /* ------------------------------------------------------------------------------------------ */
 /* AVX-512 kernels (AVX-512F + AVX-512BW: Intel Skylake-SP and later, AMD Zen 4 and later)     */
@@ -730,18 +732,8 @@ CDROP_AVX512 __attribute__((noinline)) static int cdrop_steps_f32_avx512(
     return nrec;
 }
 
-CDROP_AVX512 static void cdrop_apply_f32_avx512(const float *src, float *dst, int64_t n,
-                                                uint64_t key, uint64_t g0, uint32_t thr, float scale)
-{
-    CDROP_WALK_AVX512(key, g0, n, thr,
-        cdrop_steps_f32_avx512(&v, src, dst, i, nsteps, thr, scale, key, g0, &tie[cur], &tie[!cur],
-                               nprev, prev_base),
-        cdrop_clear_if_f32(dst + e, lost),
-        {
-            for (int k = k0; k < k1; k++)
-                dst[i + k - k0] = cdrop_select_f32(src[i + k - k0], scale, keep[k]);
-        });
-}
+CDROP_DEFINE_APPLY_SIMD(cdrop_apply_f32_avx512, CDROP_AVX512, CDROP_WALK_AVX512,
+                        cdrop_steps_f32_avx512, float, cdrop_select_f32, cdrop_clear_if_f32)
 
 CDROP_AVX512 __attribute__((noinline)) static int cdrop_steps_f64_avx512(
     cdrop_lanes_avx512 *v, const double *src, double *dst, int64_t i0, int64_t nsteps, uint32_t thr,
@@ -759,18 +751,8 @@ CDROP_AVX512 __attribute__((noinline)) static int cdrop_steps_f64_avx512(
     return nrec;
 }
 
-CDROP_AVX512 static void cdrop_apply_f64_avx512(const double *src, double *dst, int64_t n,
-                                                uint64_t key, uint64_t g0, uint32_t thr, double scale)
-{
-    CDROP_WALK_AVX512(key, g0, n, thr,
-        cdrop_steps_f64_avx512(&v, src, dst, i, nsteps, thr, scale, key, g0, &tie[cur], &tie[!cur],
-                               nprev, prev_base),
-        cdrop_clear_if_f64(dst + e, lost),
-        {
-            for (int k = k0; k < k1; k++)
-                dst[i + k - k0] = cdrop_select_f64(src[i + k - k0], scale, keep[k]);
-        });
-}
+CDROP_DEFINE_APPLY_SIMD(cdrop_apply_f64_avx512, CDROP_AVX512, CDROP_WALK_AVX512,
+                        cdrop_steps_f64_avx512, double, cdrop_select_f64, cdrop_clear_if_f64)
 
 CDROP_AVX512 __attribute__((noinline)) static int cdrop_steps_u8_avx512(
     cdrop_lanes_avx512 *v, uint8_t *dst, int64_t i0, int64_t nsteps, uint32_t thr, uint64_t key,
@@ -784,17 +766,8 @@ CDROP_AVX512 __attribute__((noinline)) static int cdrop_steps_u8_avx512(
     return nrec;
 }
 
-CDROP_AVX512 static void cdrop_keep_u8_avx512(uint8_t *dst, int64_t n, uint64_t key, uint64_t g0,
-                                              uint32_t thr)
-{
-    CDROP_WALK_AVX512(key, g0, n, thr,
-        cdrop_steps_u8_avx512(&v, dst, i, nsteps, thr, key, g0, &tie[cur], &tie[!cur], nprev,
-                              prev_base),
-        dst[e] &= (uint8_t)(lost - 1),
-        {
-            memcpy(dst + i, keep + k0, (size_t)(k1 - k0));
-        });
-}
+CDROP_DEFINE_KEEP_U8_SIMD(cdrop_keep_u8_avx512, CDROP_AVX512, CDROP_WALK_AVX512,
+                          cdrop_steps_u8_avx512)
 
 /* OR 64 bits into the bit array at bit position b, as cdrop_or_bits32 (x86 only, so the
  * 8-byte word is little-endian: byte k holds bits 8k .. 8k+7). */
@@ -821,22 +794,8 @@ CDROP_AVX512 __attribute__((noinline)) static int cdrop_steps_bits_avx512(
     return nrec;
 }
 
-CDROP_AVX512 static void cdrop_keep_bits_avx512(uint8_t *bits, int64_t lo, int64_t hi, uint64_t key,
-                                                uint64_t g0, uint32_t thr)
-{
-    const uint64_t gl = g0 + (uint64_t)lo;
-    const int64_t n = hi - lo;
-    CDROP_WALK_AVX512(key, gl, n, thr,
-        cdrop_steps_bits_avx512(&v, bits, lo, i, nsteps, thr, key, gl, &tie[cur], &tie[!cur], nprev,
-                                prev_base),
-        bits[(lo + e) >> 3] &= (uint8_t)~(lost << ((lo + e) & 7)),
-        {
-            for (int k = k0; k < k1; k++) {
-                const int64_t b = lo + i + k - k0;
-                bits[b >> 3] |= (uint8_t)(keep[k] << (b & 7));
-            }
-        });
-}
+CDROP_DEFINE_KEEP_BITS_SIMD(cdrop_keep_bits_avx512, CDROP_AVX512, CDROP_WALK_AVX512,
+                            cdrop_steps_bits_avx512)
 #endif /* CDROP_HAVE_AVX2_KERNELS */
 
 /* ------------------------------------------------------------------------------------------ */
