@@ -354,6 +354,32 @@ def test_golden_values(dtype, kernel_path):
     assert _sha(compiled) == GOLDEN_VALUES[dtype]
 
 
+# p whose threshold has its low 24 bits zero (p = k/256, and p so close to 1 that thr == 0):
+# a tie can never be kept, and the SIMD kernels take a loop without tie records.  Their
+# neighbours 2**-32 away (threshold low bits 0xFFFFFF or 1) take the general loop.  Both must
+# give the oracle's bits, ties included (the test checks that the range has some).
+_EXACT_P = [0.5, 0.25, 0.75, 1 / 256, 255 / 256, 1 - 2.0**-40]
+_NEAR_P = [0.5 - 2.0**-32, 0.5 + 2.0**-32, 1 / 256 + 2.0**-32]
+
+
+@pytest.mark.parametrize("p", _EXACT_P + _NEAR_P)
+def test_thresholds_without_low_bits_match_oracle(p, kernel_path):
+    n, offset, seed = 3 * 2**14 + 100, 37, 2024  # head, whole steps, 4 blocks, tail
+    thr = reference.threshold(p)
+    assert ((thr & 0xFFFFFF) == 0) == (p in _EXACT_P)
+    u = reference.draws(seed, offset, n)
+    ties = int(np.count_nonzero((u >> 24) == (thr >> 24) ^ 0x80))
+    assert ties > 50  # about n / 256 = 192: the tie code is exercised
+    keep = reference.keep_mask(n, p, seed, offset)
+    assert np.array_equal(cdrop.dropout_mask(n, p, seed=seed, offset=offset), keep)
+    assert np.array_equal(cdrop.dropout_mask(n, p, seed=seed, offset=offset, packed=True),
+                          reference.packed_mask(n, p, seed, offset))
+    for dtype in (np.float32, np.float64):
+        x = np.random.default_rng(1).standard_normal(n).astype(dtype)
+        ref = reference.dropout_ref(x, p, seed, offset)
+        assert_bits_equal(cdrop.dropout(x, p, seed=seed, offset=offset), ref, str(dtype))
+
+
 @pytest.mark.parametrize("n", [2**16 - 1, 2**16, 2**16 + 16385, 5 * 2**15 + 7])
 @pytest.mark.parametrize("offset", [0, 9])
 def test_sizes_near_the_threading_cut_off(n, offset):

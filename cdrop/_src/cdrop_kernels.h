@@ -144,7 +144,7 @@ static inline void cdrop_step_keeps(uint8_t keep[CDROP_GROUP], const uint32_t ou
         keep[k] = (uint8_t)((int8_t)bytes[k] < (int8_t)top);
         ties |= bytes[k] == top;
     }
-    if (ties)
+    if (ties && (thr & 0xFFFFFFu) != 0) /* low threshold bits 0: a tie always drops (exact) */
         for (int k = k0; k < k1; k++)
             if (bytes[k] == top)
                 keep[k] = (uint8_t)cdrop_keeps(bytes[k], thr, key, g + (uint64_t)(k - k0));
@@ -367,7 +367,8 @@ typedef struct {
 
 /* The loop of whole steps, elements [i0, i0 + 64 * nsteps) of one block, each step as two
  * halves of 32 elements (h = 0: lanes 0-7, h = 32: lanes 8-15).  FULL handles a half with
- *   drop  0xFF in the bytes of the elements dropped for sure (byte above the threshold's top);
+ *   drop  0xFF in the bytes of the elements dropped for sure (byte above the threshold's top;
+ *         in the EXACT loop below, at or above it);
  * ties are recorded in `ties` (nrec records, relative to i0).  Meanwhile the previous block's
  * records (prev, nprev, first whole step at prev_base) are settled, one per step: settling them
  * in a pass of their own left the memory system idle for its duration (0.18 instead of 0.15
@@ -377,7 +378,23 @@ typedef struct {
 #define CDROP_AVX2_STEPS(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base,      \
                          FULL, LOST)                                                            \
     do {                                                                                        \
+        if (((thr) & 0xFFFFFFu) == 0)                                                           \
+            CDROP_AVX2_LOOP(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base, 1, \
+                            FULL, LOST);                                                        \
+        else                                                                                    \
+            CDROP_AVX2_LOOP(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base, 0, \
+                            FULL, LOST);                                                        \
+    } while (0)
+
+/* The loop of CDROP_AVX2_STEPS.  EXACT (a constant) is 1 when the threshold's low 24 bits are
+ * 0 (p a multiple of 1/256: 0.5, 0.25, 0.125, 0.75, ...): then a tie's hash bits can never be
+ * below them, every tie drops, and the byte comparison alone is the keep test; the loop has no
+ * tie records to write or settle.  This is the same stream, not an approximation. */
+#define CDROP_AVX2_LOOP(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base, EXACT, \
+                        FULL, LOST)                                                             \
+    do {                                                                                        \
         const __m256i top_s = _mm256_set1_epi8((char)(((thr) >> 24) ^ 0x80u));                 \
+        const __m256i ones_ = _mm256_set1_epi8(-1);                                             \
         __m256i a0 = (v)->a0, a1 = (v)->a1, a2 = (v)->a2, a3 = (v)->a3;                         \
         __m256i b0 = (v)->b0, b1 = (v)->b1, b2 = (v)->b2, b3 = (v)->b3;                         \
         int64_t i = (i0);                                                                       \
@@ -388,17 +405,25 @@ typedef struct {
             uint64_t tw_ = 0;                                                                   \
             for (int h = 0; h < CDROP_GROUP; h += 32) {                                         \
                 const __m256i u_ = h ? ub : ua;                                                 \
-                const __m256i drop = _mm256_cmpgt_epi8(u_, top_s);                              \
-                const uint32_t ht_ = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(u_, top_s)); \
+                __m256i drop;                                                                   \
+                uint32_t ht_ = 0;                                                               \
+                if (EXACT) /* drop unless byte < top: ties included */                          \
+                    drop = _mm256_xor_si256(_mm256_cmpgt_epi8(top_s, u_), ones_);               \
+                else {                                                                          \
+                    drop = _mm256_cmpgt_epi8(u_, top_s);                                        \
+                    ht_ = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(u_, top_s));         \
+                }                                                                               \
                 FULL;                                                                           \
                 tw_ |= (uint64_t)ht_ << h;                                                      \
             }                                                                                   \
-            (ties)->tw[s_] = tw_;                                                               \
-            (ties)->idx[nrec] = (uint16_t)s_;                                                   \
-            nrec += tw_ != 0;                                                                   \
-            if (p_ < (nprev)) { /* taken for the first steps only: predictable */               \
-                CDROP_SETTLE_RECORD((prev), p_, (prev_base), (key), (g0), (thr), LOST);          \
-                p_++;                                                                           \
+            if (!EXACT) {                                                                       \
+                (ties)->tw[s_] = tw_;                                                           \
+                (ties)->idx[nrec] = (uint16_t)s_;                                               \
+                nrec += tw_ != 0;                                                               \
+                if (p_ < (nprev)) { /* taken for the first steps only: predictable */           \
+                    CDROP_SETTLE_RECORD((prev), p_, (prev_base), (key), (g0), (thr), LOST);      \
+                    p_++;                                                                       \
+                }                                                                               \
             }                                                                                   \
         }                                                                                       \
         for (; p_ < (nprev); p_++)                                                              \
@@ -685,9 +710,23 @@ CDROP_AVX512 static inline void cdrop_avx512_step_out(cdrop_lanes_avx512 *v, uin
 
 /* The loop of whole steps, as CDROP_AVX2_STEPS (same tie records), with FULL seeing
  *   keep  a 64-bit mask, bit k set when element i + k is kept or ties (byte <= the threshold's
- *         top byte, signed): ties are written as kept and settled later by LOST. */
+ *         top byte, signed): ties are written as kept and settled later by LOST.  In the
+ *         EXACT loop, bit k is set when element i + k is kept (byte < top byte). */
 #define CDROP_AVX512_STEPS(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base,    \
                            FULL, LOST)                                                          \
+    do {                                                                                        \
+        if (((thr) & 0xFFFFFFu) == 0)                                                           \
+            CDROP_AVX512_LOOP(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base,  \
+                              1, FULL, LOST);                                                   \
+        else                                                                                    \
+            CDROP_AVX512_LOOP(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base,  \
+                              0, FULL, LOST);                                                   \
+    } while (0)
+
+/* The loop of CDROP_AVX512_STEPS, EXACT as in CDROP_AVX2_LOOP: every tie drops, so `keep` is
+ * the strict comparison and nothing is recorded. */
+#define CDROP_AVX512_LOOP(v, i0, nsteps, thr, key, g0, ties, nrec, prev, nprev, prev_base,     \
+                          EXACT, FULL, LOST)                                                    \
     do {                                                                                        \
         const __m512i top_s = _mm512_set1_epi8((char)(((thr) >> 24) ^ 0x80u));                 \
         __m512i s0 = (v)->s0, s1 = (v)->s1, s2 = (v)->s2, s3 = (v)->s3;                         \
@@ -695,15 +734,18 @@ CDROP_AVX512 static inline void cdrop_avx512_step_out(cdrop_lanes_avx512 *v, uin
         int p_ = 0;                                                                             \
         for (int64_t s_ = 0; s_ < (nsteps); s_++, i += CDROP_GROUP) {                           \
             const __m512i u_ = cdrop_avx512_step(&s0, &s1, &s2, &s3);                           \
-            const uint64_t keep = (uint64_t)_mm512_cmple_epi8_mask(u_, top_s);                  \
-            const uint64_t tw_ = (uint64_t)_mm512_cmpeq_epi8_mask(u_, top_s);                   \
+            const uint64_t keep = EXACT ? (uint64_t)_mm512_cmplt_epi8_mask(u_, top_s)            \
+                                        : (uint64_t)_mm512_cmple_epi8_mask(u_, top_s);           \
             FULL;                                                                               \
-            (ties)->tw[s_] = tw_;                                                               \
-            (ties)->idx[nrec] = (uint16_t)s_;                                                   \
-            nrec += tw_ != 0;                                                                   \
-            if (p_ < (nprev)) {                                                                 \
-                CDROP_SETTLE_RECORD((prev), p_, (prev_base), (key), (g0), (thr), LOST);          \
-                p_++;                                                                           \
+            if (!EXACT) {                                                                       \
+                const uint64_t tw_ = (uint64_t)_mm512_cmpeq_epi8_mask(u_, top_s);               \
+                (ties)->tw[s_] = tw_;                                                           \
+                (ties)->idx[nrec] = (uint16_t)s_;                                               \
+                nrec += tw_ != 0;                                                               \
+                if (p_ < (nprev)) {                                                             \
+                    CDROP_SETTLE_RECORD((prev), p_, (prev_base), (key), (g0), (thr), LOST);      \
+                    p_++;                                                                       \
+                }                                                                               \
             }                                                                                   \
         }                                                                                       \
         for (; p_ < (nprev); p_++)                                                              \
