@@ -356,10 +356,11 @@ def test_golden_values(dtype, kernel_path):
 
 # p whose threshold has its low 24 bits zero (p = k/256, and p so close to 1 that thr == 0):
 # a tie can never be kept, and the SIMD kernels take a loop without tie records.  Their
-# neighbours 2**-32 away (threshold low bits 0xFFFFFF or 1) take the general loop.  Both must
-# give the oracle's bits, ties included (the test checks that the range has some).
+# neighbours take the general loop: 2**-32 away (threshold low bits 0xFFFFFF, where nearly every
+# tie is kept, or 1, where nearly none is) and 1/512 away (0x800000: about half of them).  All
+# must give the oracle's bits, ties included (the test checks that the range has some).
 _EXACT_P = [0.5, 0.25, 0.75, 1 / 256, 255 / 256, 1 - 2.0**-40]
-_NEAR_P = [0.5 - 2.0**-32, 0.5 + 2.0**-32, 1 / 256 + 2.0**-32]
+_NEAR_P = [0.5 - 2.0**-32, 0.5 + 2.0**-32, 1 / 256 + 2.0**-32, 0.5 - 1 / 512, 0.5 + 1 / 512]
 
 
 @pytest.mark.parametrize("p", _EXACT_P + _NEAR_P)

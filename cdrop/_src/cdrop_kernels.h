@@ -331,8 +331,8 @@ CDROP_AVX2 static inline void cdrop_avx2_step_out(cdrop_lanes_avx2 *v, uint32_t 
     _mm256_storeu_si256((__m256i *)&out[8], cdrop_avx2_step8(&v->b0, &v->b1, &v->b2, &v->b3));
 }
 
-/* Tie bookkeeping.  In a whole step, an element whose byte TIES with the threshold's top byte
- * (1 in 256) is first written as kept and recorded; its 24 hash bits settle it later, and LOST
+/* Tie bookkeeping (general loops; the EXACT loops below have none).  In a whole step, an element
+ * whose byte TIES with the threshold's top byte (1 in 256) is first written as kept and recorded; its 24 hash bits settle it later, and LOST
  * clears it when they drop it.  Why deferred: a step has a tie in 22% of cases, at random, and a
  * branch on it in the streaming loop mispredicts often enough to cut memory-level parallelism.
  * Why "kept until proven dropped": a drop can be written without the input, which an in-place
@@ -436,7 +436,8 @@ typedef struct {
  * PART (keep[k0 .. k1-1] for the elements from local index i), whole steps through STEPS, a
  * call of the kernel's steps function which records this block's ties in tie[cur] and settles
  * those of the previous block (tie[!cur], nprev records, first whole step at prev_base); the last
- * block's ties are settled at the end with LOST. */
+ * block's ties are settled at the end with LOST.  (With an EXACT threshold STEPS records nothing
+ * and returns 0, so there is nothing to settle.) */
 #define CDROP_WALK_SIMD(LANES_T, AT, STEP_OUT, key, g0, n, thr, STEPS, LOST, PART)              \
     do {                                                                                        \
         cdrop_ties tie[2];                                                                      \
