@@ -72,6 +72,7 @@ SCHEDULE = {
 QUICK_SCHEDULE = {1_000: (41, 500), 16_384: (41, 50), 262_144: (101, 1)}
 
 FLOOR = "floor np.multiply(out=x)"
+FLOOR_NEW = "floor np.multiply(x, c)"
 OMP_FLOOR = "floor OpenMP x*=c"
 CDROP_OOP = "cdrop out of place"
 CDROP_INPLACE = "cdrop in place"
@@ -231,10 +232,19 @@ def targets(results, threads_list):
     n = 4_194_304
     for threads in threads_list:
         oop = med(n, threads, CDROP_OOP)
+        ref = med(n, threads, "NumPy reference")
+        # The reference allocates its result, so the like-for-like comparison is cdrop out of
+        # place.  Printed beside it: cdrop in place, and the allocating np.multiply(x, c), the
+        # out-of-place floor on one thread: when the reference runs fast, even that floor is
+        # near 20x (single-threaded NumPy, so with more threads it is not a bound for cdrop).
+        ceiling, inplace = ratio(ref, med(n, threads, FLOOR_NEW)), ratio(ref, med(n, threads,
+                                                                                CDROP_INPLACE))
+        note = "".join([f"; in place {inplace:.1f}x" if inplace else "",
+                        f"; np.multiply(x, c) {ceiling:.1f}x" if ceiling else ""])
         rows.append(check(f"4,194,304, {threads} thread(s): cdrop out of place >= 20x faster "
                           "than NumPy reference",
-                          ratio(med(n, threads, "NumPy reference"), oop), lambda v: v >= 20,
-                          "{:.1f}x"))
+                          ratio(ref, oop), lambda v: v >= 20,
+                          lambda v, e=note: f"{v:.1f}x{e}"))
         rows.append(check(f"4,194,304, {threads} thread(s): cdrop out of place >= 4x faster "
                           "than NumPy fastest",
                           ratio(med(n, threads, "NumPy fastest"), oop), lambda v: v >= 4,
@@ -428,6 +438,8 @@ def plot(results, sizes, threads_list, names, path, title):
             style[name] = {"color": "0.35", "lw": 2.0, "marker": "s", "ls": ":"}
         elif name == "floor np.copyto":
             style[name] = {"color": "0.55", "lw": 1.5, "marker": "s", "ls": "--"}
+        elif name == FLOOR_NEW:
+            style[name] = {"color": "0.2", "lw": 1.5, "marker": "s", "ls": "-."}
         else:
             cd = name.startswith("cdrop")
             style[name] = {"color": fixed.get(name) or next(spare), "lw": 2.4 if cd else 1.6,
