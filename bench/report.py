@@ -22,10 +22,10 @@ frequency change) hits all of them alike.  The reported time is the median over 
     made the next implementation 1.5-2x slower at 262,144 elements).
   * In-place implementations (cdrop in place, torch inplace, the floors) get their array restored
     from a pristine copy with np.copyto before every timed call, outside the timed region, so no
-    round measures an array that earlier rounds turned into zeros or infinities.  In a batch
-    (small sizes only) the array is restored before the batch, and the calls of the batch work
-    on the previous call's output: the dropout kernels select or multiply without branching on
-    the values, and the floors multiply by 1, so this does not change their time.
+    call measures an array that earlier calls turned into zeros or infinities.  In a batch
+    (small sizes only) every call of the batch has its own fresh copy, all restored before the
+    batch; the batches are kept small (512 KiB to 1 MiB of copies) so that the copies are still
+    in the L2 cache, as the output of a previous layer would be.
   * Out-of-place implementations are timed with the allocation (and release) of their result,
     which is part of what they cost.
   * The floor is `np.multiply(x, c, out=x)`: one read and one write of every element.  NumPy
@@ -50,7 +50,6 @@ import statistics
 import subprocess
 import sys
 import time
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +62,13 @@ SIZES = (1_000, 16_384, 262_144, 4_194_304, 16_777_216)
 QUICK_SIZES = SIZES[:3]
 # size -> (rounds, calls per timing); odd round counts give an exact median
 SCHEDULE = {
-    1_000: (61, 1000),
-    16_384: (61, 100),
+    1_000: (61, 128),
+    16_384: (61, 8),
     262_144: (201, 1),
     4_194_304: (41, 1),
     16_777_216: (21, 1),  # one round is ~0.7 s there (torch dropout alone ~0.25 s)
 }
-QUICK_SCHEDULE = {1_000: (41, 500), 16_384: (41, 50), 262_144: (101, 1)}
+QUICK_SCHEDULE = {1_000: (41, 128), 16_384: (41, 8), 262_144: (101, 1)}
 
 FLOOR = "floor np.multiply(out=x)"
 FLOOR_NEW = "floor np.multiply(x, c)"
@@ -106,34 +105,37 @@ def measure(n, threads, dtype, p, rounds, batch):
     """Median seconds per call of every available implementation at one (size, threads)."""
     impls, in_place = implementations(dtype)
     pristine = np.random.default_rng(0).standard_normal(n).astype(dtype)
-    work = pristine.copy()  # the in-place implementations' array, restored before every timing
+    # The in-place implementations' arrays, restored from `pristine` before every timing: one
+    # array when a timing is one call, else one fresh copy per call of the batch (rows of
+    # `work`), so that no call sees an array that earlier calls turned into zeros or Inf.
+    work = np.empty((batch, n), dtype=dtype)
     runs, skipped = {}, {}
     for name, (factory, _) in impls.items():
         try:
-            runs[name] = factory(work if name in in_place else pristine, p, threads)
+            if name in in_place:
+                calls = [factory(row, p, threads) for row in work]
+            else:
+                calls = [factory(pristine, p, threads)] * batch
         except Unavailable as exc:
             skipped[name] = str(exc)
+        else:
+            runs[name] = calls
     samples = {name: [] for name in runs}
     clock = time.perf_counter
     for r in range(rounds + 1):  # round 0 is a warm-up, not recorded
-        for name, run in runs.items():
+        for name, calls in runs.items():
             if batch == 1:
                 # one untimed call first, so that the timed one finds its buffers, code and
                 # threads as a loop of calls does, not as the previous implementation left them
                 if name in in_place:
                     np.copyto(work, pristine)
-                run()
+                calls[0]()
             if name in in_place:
                 np.copyto(work, pristine)
-            if batch == 1:
-                t0 = clock()
-                run()
-                t = clock() - t0
-            else:
-                t0 = clock()
-                for _ in repeat(None, batch):
-                    run()
-                t = (clock() - t0) / batch
+            t0 = clock()
+            for call in calls:
+                call()
+            t = (clock() - t0) / batch
             if r:
                 samples[name].append(t)
     cdrop.set_num_threads(None)  # Dropout.backward's factory sets the package default
@@ -397,7 +399,8 @@ def header(meta):
         + (" -- the machine was busy: times with all cores are suspect" if busy else ""),
         ("* Method: interleaved rounds (A, B, C, ... then again), median per implementation; "
         "in-place implementations restored from a pristine copy before every timed call "
-        "(before every batch at the two smallest sizes), outside the timed region.  "
+        "(at the two smallest sizes, timed in batches, every call of a batch has its own "
+        "fresh copy), outside the timed region.  "
         "At the sizes timed one call at a time, each timed call follows an untimed call of "
         "the same implementation.  Out-of-place rows include allocating the result, which from "
         "4M elements on is page faults whose cost depends on the kernel's state (huge pages) "
