@@ -43,6 +43,16 @@ if _os.environ.get("CDROP_KERNEL"):
 
         _warnings.warn(f"CDROP_KERNEL ignored: {_exc}", RuntimeWarning, stacklevel=2)
 
+# CDROP_STREAM_BYTES=N: out-of-place calls with outputs of at least N bytes use non-temporal
+# stores where the kernel path has them (default: a quarter of the L3 cache, at least 4 MiB).
+if _os.environ.get("CDROP_STREAM_BYTES"):
+    try:
+        _kernels.set_stream_bytes(int(_os.environ["CDROP_STREAM_BYTES"]))
+    except (ValueError, OverflowError) as _exc:
+        import warnings as _warnings
+
+        _warnings.warn(f"CDROP_STREAM_BYTES ignored: {_exc}", RuntimeWarning, stacklevel=2)
+
 
 def show_config():
     """Describe this build of cdrop and the machine it runs on.
@@ -56,7 +66,10 @@ def show_config():
         AVX2, resp. AVX-512F with AVX-512BW, and the OS enables them); ``max_threads``
         (the default thread count, :func:`get_num_threads`); ``serial_only`` (True in a
         fork()ed child); ``block`` (elements per RNG block) and the thread cut-offs
-        ``min_parallel`` and ``min_per_thread``; ``stream`` (the random stream version).
+        ``min_parallel`` and ``min_per_thread``; ``nt_store_bytes`` (out-of-place calls on
+        contiguous arrays whose output has at least this many bytes write it with non-temporal
+        stores, on the AVX-512 path; ``CDROP_STREAM_BYTES`` sets it); ``stream`` (the random
+        stream version).
 
     Examples
     --------
@@ -78,5 +91,6 @@ def show_config():
         "block": info["block"],
         "min_parallel": info["min_parallel"],
         "min_per_thread": info["min_per_thread"],
+        "nt_store_bytes": _kernels.get_stream_bytes(),
         "stream": "v1",
     }

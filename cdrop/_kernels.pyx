@@ -11,6 +11,8 @@ cdrop/_src/cdrop_rng.h), and a ``prange(schedule='static')`` hands chunks to thr
 chunk's random numbers depend only on its block index, the thread count cannot change a result.
 The GIL is released for the whole kernel.
 """
+import os
+
 from cpython.buffer cimport PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
@@ -20,11 +22,13 @@ __all__ = [
     "build_info",
     "derive",
     "get_path",
+    "get_stream_bytes",
     "hash64",
     "keep_mask",
     "max_threads",
     "set_path",
     "set_serial_only",
+    "set_stream_bytes",
     "scale_inplace",
     "BLOCK",
 ]
@@ -54,6 +58,8 @@ cdef extern from "cdrop_kernels.h" nogil:
         cdrop_apply_f64_fn apply_f64
         cdrop_keep_u8_fn keep_u8
         cdrop_keep_bits_fn keep_bits
+        cdrop_apply_f32_fn apply_f32_stream
+        cdrop_apply_f64_fn apply_f64_stream
 
     uint64_t cdrop_hash64(uint64_t x)
     uint64_t cdrop_key(uint64_t seed)
@@ -120,6 +126,53 @@ def get_path():
     return _PATH_NAMES[_kt.path]
 
 
+def _cache_bytes():
+    """Size of the last-level (L3) cache in bytes, or 0 when it cannot be read.
+
+    Linux's sysfs first: in virtual machines sysconf can report the host's total (320 MiB on
+    the 2-vCPU guest cdrop is developed on, whose L3 is 32 MiB)."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
+            text = f.read().strip()
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return max(0, int(os.sysconf("SC_LEVEL3_CACHE_SIZE")))
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+# Out-of-place contiguous calls whose output has at least this many bytes use the streaming
+# (non-temporal store) kernel where the path has one: half the L3 (unknown L3: 16 MiB), never
+# below 4 MiB.  Measured on the 32 MiB-L3 Zen 4 guest, float32, 1 thread, medians of 15-31
+# interleaved calls: calls repeated back to back on the same arrays (output still in L3) gained
+# nothing at 4M elements (16 MiB of output: 0.83 ms both ways) and lost below it (2M: 0.24 ->
+# 0.34 ms, 1M: 0.10 -> 0.17 ms); with other work between the calls, as in a network or in
+# bench/report.py, 4M went from 1.00-1.22 to 0.66-0.83 ms, and `out=` at 16M from 5.2 to
+# 4.4 ms back to back.  (glibc's memcpy switches at a quarter of the L3.)
+# CDROP_STREAM_BYTES overrides it (read by cdrop/__init__.py).
+cdef int64_t _stream_bytes = max(4 << 20, (_cache_bytes() // 2) or (16 << 20))
+
+
+def set_stream_bytes(int64_t nbytes):
+    """Output size (bytes) from which out-of-place calls use non-temporal stores; returns the
+    previous value.  0 streams every out-of-place call (the tests use it to reach the streaming
+    kernel with small arrays); a huge value turns streaming off."""
+    global _stream_bytes
+    if nbytes < 0:
+        raise ValueError(f"stream threshold must be >= 0 bytes, got {nbytes}")
+    old = _stream_bytes
+    _stream_bytes = nbytes
+    return old
+
+
+def get_stream_bytes():
+    """The current streaming threshold in bytes (see set_stream_bytes)."""
+    return _stream_bytes
+
+
 def set_serial_only(bint flag):
     """Force every call onto one thread (used in fork()ed children)."""
     global _serial_only
@@ -142,6 +195,7 @@ def build_info():
         "min_parallel": CDROP_MIN_PARALLEL,
         "min_per_thread": CDROP_MIN_PER_THREAD,
         "serial_only": bool(_serial_only),
+        "stream_bytes": _stream_bytes,
     }
 
 
@@ -191,26 +245,29 @@ cdef int _merge_dims(Py_buffer *sv, Py_buffer *dv, int64_t *shape, int64_t *sstr
 
 
 cdef void _apply_contig(bint f64, const char *s, char *d, int64_t n, uint64_t key, uint64_t g0,
-                        uint32_t thr, double scale, int nt) noexcept nogil:
+                        uint32_t thr, double scale, int nt, bint stream) noexcept nogil:
+    # stream: out of place, disjoint, output of at least _stream_bytes (see _apply)
     cdef int64_t nch = cdrop_chunk_count(g0, n)
     cdef int64_t c, lo, hi
+    cdef cdrop_apply_f32_fn f32 = _kt.apply_f32_stream if stream else _kt.apply_f32
+    cdef cdrop_apply_f64_fn f64fn = _kt.apply_f64_stream if stream else _kt.apply_f64
     if nt == 1:
         # The kernels walk any range of blocks themselves; skipping the OpenMP region saves
         # about 0.3 us, a third of a 1000-element call.
         if f64:
-            _kt.apply_f64(<const double *>s, <double *>d, n, key, g0, thr, scale)
+            f64fn(<const double *>s, <double *>d, n, key, g0, thr, scale)
         else:
-            _kt.apply_f32(<const float *>s, <float *>d, n, key, g0, thr, <float>scale)
+            f32(<const float *>s, <float *>d, n, key, g0, thr, <float>scale)
         return
     for c in prange(nch, schedule="static", num_threads=nt):
         lo = cdrop_chunk_start(g0, n, c)
         hi = cdrop_chunk_start(g0, n, c + 1)
         if f64:
-            _kt.apply_f64(<const double *>s + lo, <double *>d + lo, hi - lo, key, g0 + <uint64_t>lo,
-                          thr, scale)
+            f64fn(<const double *>s + lo, <double *>d + lo, hi - lo, key, g0 + <uint64_t>lo,
+                  thr, scale)
         else:
-            _kt.apply_f32(<const float *>s + lo, <float *>d + lo, hi - lo, key, g0 + <uint64_t>lo,
-                          thr, <float>scale)
+            f32(<const float *>s + lo, <float *>d + lo, hi - lo, key, g0 + <uint64_t>lo,
+                thr, <float>scale)
 
 
 cdef void _apply_strided(bint f64, int nd, const int64_t *shape, const char *s,
@@ -284,7 +341,8 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
     cdef int64_t dstr[64]
     cdef int64_t n = 1
     cdef int nd, nt, d
-    cdef bint f64, same = src is dst
+    cdef int64_t nbytes
+    cdef bint f64, stream, same = src is dst
     cdef uint64_t key = cdrop_key(seed)
     cdef uint32_t thr = cdrop_threshold(p)
     cdef double scale = 1.0 / (1.0 - p)
@@ -306,9 +364,14 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
             nd = _merge_dims(&sv, dp, shape, sstr, dstr)
             nt = _threads_for(n, num_threads)
             if nd == 0 or (nd == 1 and sstr[0] == sv.itemsize and dstr[0] == sv.itemsize):
+                nbytes = n * sv.itemsize
+                # streaming stores only into memory that the source does not share
+                stream = (not same and nbytes >= _stream_bytes
+                          and (<const char *>dp.buf + nbytes <= <const char *>sv.buf
+                               or <const char *>sv.buf + nbytes <= <const char *>dp.buf))
                 with nogil:
                     _apply_contig(f64, <const char *>sv.buf, <char *>dp.buf, n, key, offset,
-                                  thr, scale, nt)
+                                  thr, scale, nt, stream)
             elif cdrop_use_bands(nd, sstr, dstr):
                 with nogil:
                     _apply_bands(f64, nd, shape, <const char *>sv.buf, sstr, <char *>dp.buf,

@@ -122,27 +122,39 @@ reference.draws = _draws
 # ---------------------------------------------------------------------------------------------
 # Fixtures.
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(params=["avx512", "avx2", "portable"])
+@pytest.fixture(params=["avx512", "avx512-nt", "avx2", "portable"])
 def kernel_path(request):
-    """Select a kernel path for the test; "auto" is restored afterwards."""
+    """Select a kernel path for the test; "auto" is restored afterwards.
+
+    "avx512-nt" is the AVX-512 path with the streaming threshold at 0 bytes, so that every
+    out-of-place call on contiguous arrays, however small, goes through the non-temporal-store
+    kernel that only big arrays reach by default."""
     from cdrop import _kernels
 
     want = request.param
+    path = want.split("-")[0]
+    old_stream = _kernels.get_stream_bytes()
     try:
-        got = _kernels.set_path(want)
-        if got != want:
-            pytest.skip(f"kernel path {want!r} is not available here (got {got!r})")
-        yield got
+        got = _kernels.set_path(path)
+        if got != path:
+            pytest.skip(f"kernel path {path!r} is not available here (got {got!r})")
+        if want.endswith("-nt"):
+            _kernels.set_stream_bytes(0)
+        yield want
     finally:
         _kernels.set_path("auto")
+        _kernels.set_stream_bytes(old_stream)
 
 
 @pytest.fixture(autouse=True)
 def _restore_global_state():
-    """Every test starts and ends with the default thread count and the auto kernel path."""
+    """Every test starts and ends with the default thread count, the auto kernel path and the
+    default streaming threshold."""
     import cdrop
     from cdrop import _kernels
 
+    stream = _kernels.get_stream_bytes()
     yield
     cdrop.set_num_threads(None)
     _kernels.set_path("auto")
+    _kernels.set_stream_bytes(stream)

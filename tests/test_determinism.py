@@ -172,13 +172,17 @@ def test_layout_independence_large(dtype, kernel_path):
 def _all_paths(fn):
     """fn() on every kernel path this CPU has, as {path: result}; skips with one path only."""
     got = {}
-    for path in ("avx512", "avx2", "portable"):
+    for want in ("avx512", "avx512-nt", "avx2", "portable"):
+        path = want.split("-")[0]
         active = _kernels.set_path(path)
+        old_stream = _kernels.set_stream_bytes(0 if want.endswith("-nt") else
+                                               _kernels.get_stream_bytes())
         try:
             if active == path:
-                got[path] = fn()
+                got[want] = fn()
         finally:
             _kernels.set_path("auto")
+            _kernels.set_stream_bytes(old_stream)
     if len(got) < 2:
         pytest.skip("this CPU has only the portable path")
     return got
