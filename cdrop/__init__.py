@@ -44,7 +44,7 @@ if _os.environ.get("CDROP_KERNEL"):
         _warnings.warn(f"CDROP_KERNEL ignored: {_exc}", RuntimeWarning, stacklevel=2)
 
 # CDROP_STREAM_BYTES=N: out-of-place calls with outputs of at least N bytes use non-temporal
-# stores where the kernel path has them (default: a quarter of the L3 cache, at least 4 MiB).
+# stores where the kernel path has them (default: half the L3 cache, at least 4 MiB).
 if _os.environ.get("CDROP_STREAM_BYTES"):
     try:
         _kernels.set_stream_bytes(int(_os.environ["CDROP_STREAM_BYTES"]))

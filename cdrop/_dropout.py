@@ -112,9 +112,9 @@ def _check_out(out, x):
     return out
 
 
-def _run_kernel(src, dst, p, seed, offset, n_threads):
-    """dst[...] = dropout(src) for 0 < p < 1; src may be dst."""
-    if _kernels.apply(src, dst, seed, offset, p, n_threads):
+def _run_kernel(src, dst, p, seed, offset, n_threads, fresh=False):
+    """dst[...] = dropout(src) for 0 < p < 1; src may be dst; fresh: dst was just allocated."""
+    if _kernels.apply(src, dst, seed, offset, p, n_threads, fresh):
         return
     # Misaligned data (a view into a byte buffer): the C kernels assume naturally aligned
     # elements, so work on an aligned copy and copy the result back.
@@ -243,12 +243,13 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
         if out is not x:
             np.copyto(out, x)
         return out
-    if out is None:
+    fresh = out is None
+    if fresh:
         out = np.empty_like(x, order="K")
     if p == 1.0:
         out.fill(0)
         return out
-    _run_kernel(x, out, p, seed, offset, n_threads)
+    _run_kernel(x, out, p, seed, offset, n_threads, fresh)
     return out
 
 

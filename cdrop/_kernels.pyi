@@ -31,7 +31,13 @@ def build_info() -> dict[str, Any]: ...
 def hash64(x: int) -> int: ...
 def derive(a: int, b: int) -> int: ...
 def apply(
-    src: np.ndarray, dst: np.ndarray, seed: int, offset: int, p: float, num_threads: int
+    src: np.ndarray,
+    dst: np.ndarray,
+    seed: int,
+    offset: int,
+    p: float,
+    num_threads: int,
+    fresh: bool = ...,
 ) -> bool: ...
 def keep_mask(
     out: np.ndarray, n: int, seed: int, offset: int, p: float, num_threads: int, packed: bool

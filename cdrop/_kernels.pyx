@@ -149,11 +149,22 @@ def _cache_bytes():
 # below 4 MiB.  Measured on the 32 MiB-L3 Zen 4 guest, float32, 1 thread, medians of 15-31
 # interleaved calls: calls repeated back to back on the same arrays (output still in L3) gained
 # nothing at 4M elements (16 MiB of output: 0.83 ms both ways) and lost below it (2M: 0.24 ->
-# 0.34 ms, 1M: 0.10 -> 0.17 ms); with other work between the calls, as in a network or in
-# bench/report.py, 4M went from 1.00-1.22 to 0.66-0.83 ms, and `out=` at 16M from 5.2 to
-# 4.4 ms back to back.  (glibc's memcpy switches at a quarter of the L3.)
+# 0.34 ms, 1M: 0.10 -> 0.17 ms); with the NumPy reference dropout run between the calls, 4M
+# went from 1.00-1.22 to 0.66-0.83 ms (bench/report.py's own loop: 1.20-1.22 to 0.88-0.92),
+# and `out=` at 16M from 5.2 to 4.4 ms back to back.  (glibc's memcpy switches at a quarter
+# of the L3.)
 # CDROP_STREAM_BYTES overrides it (read by cdrop/__init__.py).
 cdef int64_t _stream_bytes = max(4 << 20, (_cache_bytes() // 2) or (16 << 20))
+
+
+# ... except into a just-allocated output of 32 MiB or more: glibc's malloc serves those with
+# fresh mmap()ed pages (32 MiB is its largest dynamic mmap threshold on 64-bit), every call,
+# and the page fault that zeroes each page leaves its lines in cache, so there is no read to
+# save and the non-temporal stores only cost: measured, float32 out of place at 16M elements
+# (64 MiB), 12.2 ms streamed against 10.4 ms for the allocating np.multiply(x, c) and 10.5 ms
+# without streaming.  Smaller outputs come back from the heap already mapped (4M elements:
+# 0.88-0.92 ms streamed against 1.20-1.22 ms, report.py's loop).
+cdef int64_t _FRESH_STREAM_MAX = 32 << 20
 
 
 def set_stream_bytes(int64_t nbytes):
@@ -328,9 +339,11 @@ cdef void _apply_bands(bint f64, int nd, const int64_t *shape, const char *s,
                                   <float>scale)
 
 
-def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads):
+def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads,
+          bint fresh=False):
     """Dropout of ``src`` into ``dst`` (which may be ``src``) for 0 < p < 1.
 
+    ``fresh``: ``dst`` was just allocated for this call (see _FRESH_STREAM_MAX).
     Returns False, having written nothing, if either array is not aligned for its dtype;
     the caller then works on an aligned copy.  Everything else was validated by the caller.
     """
@@ -367,6 +380,7 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
                 nbytes = n * sv.itemsize
                 # streaming stores only into memory that the source does not share
                 stream = (not same and nbytes >= _stream_bytes
+                          and (not fresh or nbytes < _FRESH_STREAM_MAX)
                           and (<const char *>dp.buf + nbytes <= <const char *>sv.buf
                                or <const char *>sv.buf + nbytes <= <const char *>dp.buf))
                 with nogil:

@@ -3,8 +3,9 @@
 * ``tests/`` goes on sys.path so that ``import reference`` (the pure-NumPy oracle) works.
 * The suite must test the INSTALLED package: if ``cdrop`` resolves to the source folder of this
   repository (which has no compiled extension, or a stale one), the session fails at once.
-* ``kernel_path``: a fixture parametrised over the "avx512", "avx2" and "portable" kernel paths
-  (a path this CPU lacks is skipped, with the reason).
+* ``kernel_path``: a fixture parametrised over the "avx512", "avx512-nt" (AVX-512 with the
+  streaming threshold at 0), "avx2" and "portable" kernel paths (a path this CPU lacks is
+  skipped, with the reason).
 * ``reference.draws`` is memoised (it is a pure function of its arguments), so that the many
   oracle comparisons of the same stream segment cost one oracle run.
 """
@@ -124,7 +125,8 @@ reference.draws = _draws
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(params=["avx512", "avx512-nt", "avx2", "portable"])
 def kernel_path(request):
-    """Select a kernel path for the test; "auto" is restored afterwards.
+    """Select a kernel path for the test (AVX-512, AVX-512 with streaming stores, AVX2,
+    portable); "auto" and the streaming threshold are restored afterwards.
 
     "avx512-nt" is the AVX-512 path with the streaming threshold at 0 bytes, so that every
     out-of-place call on contiguous arrays, however small, goes through the non-temporal-store
