@@ -206,7 +206,6 @@ def build_info():
         "min_parallel": CDROP_MIN_PARALLEL,
         "min_per_thread": CDROP_MIN_PER_THREAD,
         "serial_only": bool(_serial_only),
-        "stream_bytes": _stream_bytes,
     }
 
 
@@ -257,7 +256,7 @@ cdef int _merge_dims(Py_buffer *sv, Py_buffer *dv, int64_t *shape, int64_t *sstr
 
 cdef void _apply_contig(bint f64, const char *s, char *d, int64_t n, uint64_t key, uint64_t g0,
                         uint32_t thr, double scale, int nt, bint stream) noexcept nogil:
-    # stream: out of place, disjoint, output of at least _stream_bytes (see _apply)
+    # stream: use the non-temporal-store kernels (chosen in `apply`)
     cdef int64_t nch = cdrop_chunk_count(g0, n)
     cdef int64_t c, lo, hi
     cdef cdrop_apply_f32_fn f32 = _kt.apply_f32_stream if stream else _kt.apply_f32
