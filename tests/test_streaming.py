@@ -100,24 +100,24 @@ def test_set_stream_bytes():
         _kernels.set_stream_bytes(old)
 
 
-@pytest.mark.parametrize("value, expected", [("12345", "12345"), ("0", "0")])
-def test_environment_variable(value, expected, tmp_path):
+def _threshold_in_child(value, cwd):
+    """A fresh interpreter's show_config()["nt_store_bytes"] with CDROP_STREAM_BYTES=value."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CDROP_STREAM_BYTES"] = value
     proc = subprocess.run(
         [sys.executable, "-c", "import cdrop; print(cdrop.show_config()['nt_store_bytes'])"],
-        cwd=tmp_path, env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-                           "CDROP_STREAM_BYTES": value},
-        capture_output=True, text=True, timeout=120)
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == expected
+    return int(proc.stdout.strip()), proc.stderr
+
+
+@pytest.mark.parametrize("value", [12345, 0])
+def test_environment_variable(value, tmp_path):
+    assert _threshold_in_child(str(value), tmp_path) == (value, "")
 
 
 @pytest.mark.parametrize("value", ["lots", "-5", "1e9"])
 def test_bad_environment_variable_warns(value, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-c", "import cdrop; print(cdrop.show_config()['nt_store_bytes'])"],
-        cwd=tmp_path, env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-                           "CDROP_STREAM_BYTES": value},
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "CDROP_STREAM_BYTES ignored" in proc.stderr
-    assert int(proc.stdout.strip()) >= 4 << 20
+    got, stderr = _threshold_in_child(value, tmp_path)
+    assert "CDROP_STREAM_BYTES ignored" in stderr
+    assert got >= 4 << 20
