@@ -16,6 +16,7 @@
   frame pointers and no recovery from UB (a report aborts).  The Python interpreter is not
   instrumented, so the runtime must be preloaded: see .ci/run, step 4.
 """
+import glob
 import os
 import shlex
 import sys
@@ -122,12 +123,15 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# The C kernels are separate translation units (cdrop/_src/*.c, one per instruction set plus
+# the table and the layout walks), reached through the kernel table; the headers and .inc.h
+# templates they share are dependencies.  Paths are relative, as setuptools requires.
 extensions = [
     Extension(
         "cdrop._kernels",
-        sources=["cdrop/_kernels.pyx"],
+        sources=["cdrop/_kernels.pyx"] + sorted(glob.glob("cdrop/_src/*.c")),
         include_dirs=["cdrop/_src"],
-        depends=["cdrop/_src/cdrop_rng.h", "cdrop/_src/cdrop_kernels.h"],
+        depends=sorted(glob.glob("cdrop/_src/*.h")),
     )
 ]
 

@@ -6,7 +6,7 @@ Each case times cdrop and its yardstick alternately (A B A B ...), takes the med
 prints the ratio; absolute times on a shared machine mean little.  Yardsticks:
   * in place: ``np.multiply(x, c, out=x)``, one read and one write of every element, the
     memory-bandwidth floor.  NumPy runs on one thread, so for 2 threads the floor is
-    ``cdrop._kernels.scale_inplace`` (``x *= c`` in an OpenMP loop over the same chunks);
+    ``cdrop._kernels._scale_inplace`` (``x *= c`` in an OpenMP loop over the same chunks);
   * out of place: ``np.multiply(x, c)``, which allocates its result like cdrop does.
 The in-place arrays are reset from a pristine copy between rounds (outside the timed region), so
 no round measures an array that repeated dropout has turned into zeros or infinities.
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import cdrop
-from cdrop._kernels import scale_inplace
+from cdrop._kernels import _scale_inplace as scale_inplace
 
 
 def median_pair(fa, fb, rounds, reset=None):

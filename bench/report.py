@@ -8,7 +8,7 @@ folder), not the repository root, first on sys.path, so `import cdrop` finds the
 `bench` extra); torch is optional (its rows are left out when it is missing).
 
 What it measures: every implementation of bench/impls.py (the ones bench/test_bench.py times with
-pytest-benchmark), plus `cdrop._kernels.scale_inplace` ("floor OpenMP x*=c", float32 only), at
+pytest-benchmark), plus `cdrop._kernels._scale_inplace` ("floor OpenMP x*=c", float32 only), at
 sizes 1,000 to 16,777,216 elements, with 1 thread and with all the cores of the affinity mask.
 For each (size, threads) the implementations run INTERLEAVED: round r calls A, B, C, ... once
 each, then round r+1 does the same, so that a slow phase of the machine (another process, a
@@ -83,7 +83,7 @@ ALL_CORES = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinit
 
 def floor_openmp(x, p, threads):
     """cdrop's OpenMP `x *= c` (float32 only): the bandwidth floor for more than one thread."""
-    from cdrop._kernels import scale_inplace
+    from cdrop._kernels import _scale_inplace as scale_inplace
 
     c = 1.0  # a multiplication by 1 keeps the data stable over rounds
     return lambda: scale_inplace(x, c, threads)

@@ -15,7 +15,6 @@ __all__ = [
     "set_path",
     "set_serial_only",
     "set_stream_bytes",
-    "scale_inplace",
     "BLOCK",
 ]
 
@@ -42,4 +41,4 @@ def apply(
 def keep_mask(
     out: np.ndarray, n: int, seed: int, offset: int, p: float, num_threads: int, packed: bool
 ) -> None: ...
-def scale_inplace(x: np.ndarray, c: float, num_threads: int) -> None: ...
+def _scale_inplace(x: np.ndarray, c: float, num_threads: int) -> None: ...

@@ -2,8 +2,8 @@
  * cdrop_rng.h -- the cdrop random stream, "stream v1".  Pure C99: no Python.h, no globals.
  *
  * docs/rng.md is the normative description; tests/reference.py re-implements it in NumPy and
- * must agree bit for bit.  The Cython declarations live in cdrop/_kernels.pyx (the
- * `cdef extern from "cdrop_kernels.h"` block); keep both in sync with this file.
+ * must agree bit for bit.  The Cython declarations of what _kernels.pyx uses from here live in
+ * its `cdef extern from "kernels.h"` block; keep both in sync with this file.
  *
  * Design in one paragraph.  Every element has a global index g = (logical C-order index) + offset.
  * Indices are cut into blocks of CDROP_BLOCK elements.  A block runs 16 independent xoshiro128++

@@ -1,0 +1,158 @@
+/*
+ * isa_avx2.c -- the AVX2 mask producer (Haswell and later, Zen 1-3 and later): the 16 lanes in
+ * eight 256-bit registers, a step's 64 decisions as two vectors of byte masks.  The whole file
+ * is compiled for target("avx2") and runs only where the CPU has it (kernels.c checks).  Same
+ * stream, same keep test (the signed byte comparison of cdrop_keeps, ties settled by the hash)
+ * and the same IEEE multiply as the portable path: the same bits.
+ */
+#include "platform.h"
+
+#if CDROP_HAVE_X86_SIMD
+#include <immintrin.h>
+
+#include "consumers_scalar.h"
+#include "kernels.h"
+#include "producer_scalar.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#endif
+
+typedef struct {
+    __m256i a0, a1, a2, a3; /* state words 0-3 of lanes 0-7 */
+    __m256i b0, b1, b2, b3; /* ... of lanes 8-15 */
+} isa_lanes;
+typedef struct {
+    __m256i drop[2]; /* 0xFF in the bytes of elements 0-31, 32-63 that are dropped */
+} isa_mask;
+typedef __m256i isa_top;
+
+static inline __m256i cdrop_rotl256(__m256i x, int k)
+{
+    return _mm256_or_si256(_mm256_slli_epi32(x, k), _mm256_srli_epi32(x, 32 - k));
+}
+
+/* One xoshiro128++ step of 8 lanes; the same statements as cdrop_lanes_next. */
+static inline __m256i cdrop_step8(__m256i *s0, __m256i *s1, __m256i *s2, __m256i *s3)
+{
+    const __m256i out = _mm256_add_epi32(cdrop_rotl256(_mm256_add_epi32(*s0, *s3), 7), *s0);
+    const __m256i t = _mm256_slli_epi32(*s1, 9);
+    *s2 = _mm256_xor_si256(*s2, *s0);
+    *s3 = _mm256_xor_si256(*s3, *s1);
+    *s1 = _mm256_xor_si256(*s1, *s2);
+    *s0 = _mm256_xor_si256(*s0, *s3);
+    *s2 = _mm256_xor_si256(*s2, t);
+    *s3 = cdrop_rotl256(*s3, 11);
+    return out;
+}
+
+static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
+{
+    cdrop_lanes st;
+    const uint32_t j = (uint32_t)(g & (CDROP_BLOCK - 1));
+    cdrop_lanes_seed(&st, key, g >> CDROP_BLOCK_BITS);
+    v->a0 = _mm256_loadu_si256((const __m256i *)&st.s[0][0]);
+    v->a1 = _mm256_loadu_si256((const __m256i *)&st.s[1][0]);
+    v->a2 = _mm256_loadu_si256((const __m256i *)&st.s[2][0]);
+    v->a3 = _mm256_loadu_si256((const __m256i *)&st.s[3][0]);
+    v->b0 = _mm256_loadu_si256((const __m256i *)&st.s[0][8]);
+    v->b1 = _mm256_loadu_si256((const __m256i *)&st.s[1][8]);
+    v->b2 = _mm256_loadu_si256((const __m256i *)&st.s[2][8]);
+    v->b3 = _mm256_loadu_si256((const __m256i *)&st.s[3][8]);
+    for (uint32_t q = 0; q < j / CDROP_GROUP; q++) {
+        (void)cdrop_step8(&v->a0, &v->a1, &v->a2, &v->a3);
+        (void)cdrop_step8(&v->b0, &v->b1, &v->b2, &v->b3);
+    }
+    return j;
+}
+
+static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
+{
+    _mm256_storeu_si256((__m256i *)&out[0], cdrop_step8(&v->a0, &v->a1, &v->a2, &v->a3));
+    _mm256_storeu_si256((__m256i *)&out[8], cdrop_step8(&v->b0, &v->b1, &v->b2, &v->b3));
+}
+
+static inline isa_top isa_top_of(uint32_t thr) { return _mm256_set1_epi8((char)((thr >> 24) ^ 0x80u)); }
+
+static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
+{
+    const __m256i u[2] = {cdrop_step8(&v->a0, &v->a1, &v->a2, &v->a3),
+                          cdrop_step8(&v->b0, &v->b1, &v->b2, &v->b3)};
+    isa_mask m;
+    for (int h = 0; h < 2; h++) {
+        if (exact) /* drop unless byte < top: ties included */
+            m.drop[h] = _mm256_xor_si256(_mm256_cmpgt_epi8(top, u[h]), _mm256_set1_epi8(-1));
+        else
+            m.drop[h] = _mm256_cmpgt_epi8(u[h], top);
+    }
+    if (!exact)
+        *tw = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(u[0], top)) |
+              (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(u[1], top)) << 32;
+    return m;
+}
+
+/* Bytes 8r .. 8r + 7 of the 64 drop bytes (r = 0 .. 7), in the low half of a register. */
+static inline __m128i cdrop_drop8(isa_mask m, int r)
+{
+    const __m256i half = m.drop[r >> 2];
+    const __m128i part = (r & 2) ? _mm256_extracti128_si256(half, 1) : _mm256_castsi256_si128(half);
+    return (r & 1) ? _mm_srli_si128(part, 8) : part;
+}
+
+/* float32: 8 lanes; the byte masks become lane masks by sign extension. */
+typedef __m256 isa_v_f32;
+enum { isa_width_f32 = 8 };
+static inline __m256 isa_set1_f32(float x) { return _mm256_set1_ps(x); }
+static inline __m256 isa_load_f32(const float *p) { return _mm256_loadu_ps(p); }
+static inline void isa_store_f32(float *p, __m256 x) { _mm256_storeu_ps(p, x); }
+
+static inline __m256 isa_keep_mul_f32(isa_mask m, int q, __m256 x, __m256 sc)
+{
+    const __m256 drop = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(cdrop_drop8(m, q)));
+    return _mm256_andnot_ps(drop, _mm256_mul_ps(x, sc));
+}
+
+/* float64: 4 lanes, from the low or the high 4 bytes of a group of 8. */
+typedef __m256d isa_v_f64;
+enum { isa_width_f64 = 4 };
+static inline __m256d isa_set1_f64(double x) { return _mm256_set1_pd(x); }
+static inline __m256d isa_load_f64(const double *p) { return _mm256_loadu_pd(p); }
+static inline void isa_store_f64(double *p, __m256d x) { _mm256_storeu_pd(p, x); }
+
+static inline __m256d isa_keep_mul_f64(isa_mask m, int q, __m256d x, __m256d sc)
+{
+    const __m128i b8 = cdrop_drop8(m, q >> 1);
+    const __m128i b4 = (q & 1) ? _mm_srli_si128(b8, 4) : b8;
+    const __m256d drop = _mm256_castsi256_pd(_mm256_cvtepi8_epi64(b4));
+    return _mm256_andnot_pd(drop, _mm256_mul_pd(x, sc));
+}
+
+static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)
+{
+    const __m256i one = _mm256_set1_epi8(1);
+    _mm256_storeu_si256((__m256i *)dst, _mm256_andnot_si256(m.drop[0], one));
+    _mm256_storeu_si256((__m256i *)(dst + 32), _mm256_andnot_si256(m.drop[1], one));
+}
+
+static inline uint64_t isa_keep_bits(isa_mask m)
+{
+    return ~((uint64_t)(uint32_t)_mm256_movemask_epi8(m.drop[0]) |
+             (uint64_t)(uint32_t)_mm256_movemask_epi8(m.drop[1]) << 32);
+}
+
+#include "ops.inc.h"
+
+const cdrop_kernel_fn cdrop_ops_avx2[CDROP_N_OPS] = {
+    cdrop_kernel_f32, cdrop_kernel_f64, cdrop_kernel_u8,
+    cdrop_kernel_bits, cdrop_kernel_f32, cdrop_kernel_f64,
+};
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif /* CDROP_HAVE_X86_SIMD */

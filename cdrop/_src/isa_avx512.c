@@ -1,0 +1,174 @@
+/*
+ * isa_avx512.c -- the AVX-512 mask producer (AVX-512F + BW: Intel Skylake-SP and later, AMD
+ * Zen 4 and later).  One 512-bit register holds one state word of all 16 lanes, so a step is one
+ * vector of 64 bytes whose byte k is element k of the group (cdrop_step_byte's order), its 64
+ * keep decisions are one mask register (vpcmpb), and a kept value is one zero-masked multiply:
+ * none of the sign extensions and and-nots of the AVX2 code, and rotations are single
+ * instructions (vprold).  Same stream, same keep test and the same IEEE multiply as the other
+ * paths: the same bits.  The file is compiled for target("avx512f,avx512bw"); kernels.c uses it
+ * only where the CPU has both.  It also has the streaming (non-temporal store) consumers.
+ */
+#include "platform.h"
+
+#if CDROP_HAVE_X86_SIMD
+#include <immintrin.h>
+
+#include "consumers_scalar.h"
+#include "kernels.h"
+#include "producer_scalar.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw")
+#endif
+
+typedef struct {
+    __m512i s0, s1, s2, s3; /* state word w of lane l is 32-bit element l of s<w> */
+} isa_lanes;
+typedef uint64_t isa_mask; /* bit k: element k of the step is kept (or ties, when not exact) */
+typedef __m512i isa_top;
+
+/* One xoshiro128++ step of the 16 lanes; the same statements as cdrop_lanes_next. */
+static inline __m512i cdrop_step16(isa_lanes *v)
+{
+    const __m512i out = _mm512_add_epi32(_mm512_rol_epi32(_mm512_add_epi32(v->s0, v->s3), 7), v->s0);
+    const __m512i t = _mm512_slli_epi32(v->s1, 9);
+    v->s2 = _mm512_xor_si512(v->s2, v->s0);
+    v->s3 = _mm512_xor_si512(v->s3, v->s1);
+    v->s1 = _mm512_xor_si512(v->s1, v->s2);
+    v->s0 = _mm512_xor_si512(v->s0, v->s3);
+    v->s2 = _mm512_xor_si512(v->s2, t);
+    v->s3 = _mm512_rol_epi32(v->s3, 11);
+    return out;
+}
+
+static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
+{
+    cdrop_lanes st;
+    const uint32_t j = (uint32_t)(g & (CDROP_BLOCK - 1));
+    cdrop_lanes_seed(&st, key, g >> CDROP_BLOCK_BITS);
+    v->s0 = _mm512_loadu_si512((const void *)&st.s[0][0]);
+    v->s1 = _mm512_loadu_si512((const void *)&st.s[1][0]);
+    v->s2 = _mm512_loadu_si512((const void *)&st.s[2][0]);
+    v->s3 = _mm512_loadu_si512((const void *)&st.s[3][0]);
+    for (uint32_t q = 0; q < j / CDROP_GROUP; q++)
+        (void)cdrop_step16(v);
+    return j;
+}
+
+static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
+{
+    _mm512_storeu_si512((void *)out, cdrop_step16(v));
+}
+
+static inline isa_top isa_top_of(uint32_t thr) { return _mm512_set1_epi8((char)((thr >> 24) ^ 0x80u)); }
+
+static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
+{
+    const __m512i u = cdrop_step16(v);
+    if (exact)
+        return (uint64_t)_mm512_cmplt_epi8_mask(u, top);
+    *tw = (uint64_t)_mm512_cmpeq_epi8_mask(u, top);
+    return (uint64_t)_mm512_cmple_epi8_mask(u, top);
+}
+
+/* For consumers that need final masks (the streaming ones). */
+static inline isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, uint64_t g,
+                                       uint32_t thr)
+{
+    return cdrop_settle_inline(m, tw, key, g, thr);
+}
+
+/* float32 and float64: zero-masking multiplies, a dropped element is +0.0 without being
+ * multiplied. */
+typedef __m512 isa_v_f32;
+enum { isa_width_f32 = 16 };
+static inline __m512 isa_set1_f32(float x) { return _mm512_set1_ps(x); }
+static inline __m512 isa_load_f32(const float *p) { return _mm512_loadu_ps(p); }
+static inline void isa_store_f32(float *p, __m512 x) { _mm512_storeu_ps(p, x); }
+
+static inline __m512 isa_keep_mul_f32(isa_mask m, int q, __m512 x, __m512 sc)
+{
+    return _mm512_maskz_mul_ps((__mmask16)(m >> (16 * q)), x, sc);
+}
+
+typedef __m512d isa_v_f64;
+enum { isa_width_f64 = 8 };
+static inline __m512d isa_set1_f64(double x) { return _mm512_set1_pd(x); }
+static inline __m512d isa_load_f64(const double *p) { return _mm512_loadu_pd(p); }
+static inline void isa_store_f64(double *p, __m512d x) { _mm512_storeu_pd(p, x); }
+
+static inline __m512d isa_keep_mul_f64(isa_mask m, int q, __m512d x, __m512d sc)
+{
+    return _mm512_maskz_mul_pd((__mmask8)(m >> (8 * q)), x, sc);
+}
+
+static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)
+{
+    _mm512_storeu_si512((void *)dst, _mm512_maskz_mov_epi8((__mmask64)m, _mm512_set1_epi8(1)));
+}
+
+static inline uint64_t isa_keep_bits(isa_mask m) { return m; }
+
+#include "ops.inc.h"
+
+/* The streaming consumers: non-temporal stores, with the primitives they need. */
+static inline void isa_stream_f32(float *p, __m512 x) { _mm512_stream_ps(p, x); }
+static inline void isa_stream_f64(double *p, __m512d x) { _mm512_stream_pd(p, x); }
+static inline void isa_mstore_f32(float *p, uint32_t k, __m512 x) { _mm512_mask_storeu_ps(p, (__mmask16)k, x); }
+static inline void isa_mstore_f64(double *p, uint32_t k, __m512d x) { _mm512_mask_storeu_pd(p, (__mmask8)k, x); }
+
+/* For a destination m elements past a 64-byte boundary: the permutation that takes the last m
+ * elements of the previous result and the first VEC - m of the current one (vpermt2ps/pd). */
+static inline __m512i isa_carry_idx_f32(int m)
+{
+    return _mm512_add_epi32(_mm512_set1_epi32(16 - m),
+                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+
+static inline __m512i isa_carry_idx_f64(int m)
+{
+    return _mm512_add_epi64(_mm512_set1_epi64(8 - m), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __m512 isa_carry_f32(__m512 prev, __m512i idx, __m512 cur)
+{
+    return _mm512_permutex2var_ps(prev, idx, cur);
+}
+
+static inline __m512d isa_carry_f64(__m512d prev, __m512i idx, __m512d cur)
+{
+    return _mm512_permutex2var_pd(prev, idx, cur);
+}
+
+#define CDROP_T float
+#define CDROP_SFX f32
+#include "consumer_stream.inc.h"
+#undef CDROP_T
+#undef CDROP_SFX
+#define CDROP_T double
+#define CDROP_SFX f64
+#include "consumer_stream.inc.h"
+#undef CDROP_T
+#undef CDROP_SFX
+
+#define CDROP_OP f32nt
+#define CDROP_OP_FINAL 1
+#include "walk.inc.h"
+#define CDROP_OP f64nt
+#define CDROP_OP_FINAL 1
+#include "walk.inc.h"
+
+const cdrop_kernel_fn cdrop_ops_avx512[CDROP_N_OPS] = {
+    cdrop_kernel_f32, cdrop_kernel_f64, cdrop_kernel_u8,
+    cdrop_kernel_bits, cdrop_kernel_f32nt, cdrop_kernel_f64nt,
+};
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif /* CDROP_HAVE_X86_SIMD */

@@ -1,0 +1,95 @@
+/*
+ * isa_portable.c -- the portable mask producer: plain C over the 16 lanes, one byte per keep
+ * flag, which GCC and Clang vectorise with the baseline SIMD of the target (SSE2, NEON).  Every
+ * platform has it; it is what aarch64 and x86 CPUs without AVX2 run.  Same stream and the same
+ * keep test as the SIMD producers, so the same bits.
+ */
+#include "consumers_scalar.h"
+#include "kernels.h"
+#include "producer_scalar.h"
+
+typedef cdrop_lanes isa_lanes;
+typedef struct {
+    uint8_t k[CDROP_GROUP]; /* 1: element k of the step is kept (or ties, when not exact) */
+} isa_mask;
+typedef uint8_t isa_top;
+
+static inline isa_top isa_top_of(uint32_t thr) { return (uint8_t)((thr >> 24) ^ 0x80u); }
+
+static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
+{
+    return cdrop_lanes_at(v, key, g);
+}
+
+static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES]) { cdrop_lanes_next(v, out); }
+
+static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
+{
+    uint32_t out[CDROP_LANES];
+    uint8_t b[CDROP_GROUP];
+    isa_mask m;
+    int any = 0;
+    cdrop_lanes_next(v, out);
+    cdrop_step_bytes(b, out);
+    for (int k = 0; k < CDROP_GROUP; k++) {
+        m.k[k] = (uint8_t)(exact ? (int8_t)b[k] < (int8_t)top : (int8_t)b[k] <= (int8_t)top);
+        any |= b[k] == top;
+    }
+    if (!exact && any) { /* a step has a tie in 22% of cases: only then build the tie word */
+        uint64_t t = 0;
+        for (int k = 0; k < CDROP_GROUP; k++)
+            t |= (uint64_t)(b[k] == top) << k;
+        *tw = t;
+    }
+    return m;
+}
+
+/* One element per "vector": the consumers' loops are plain C loops, for the compiler to
+ * vectorise. */
+typedef float isa_v_f32;
+typedef double isa_v_f64;
+enum { isa_width_f32 = 1, isa_width_f64 = 1 };
+static inline float isa_set1_f32(float x) { return x; }
+static inline double isa_set1_f64(double x) { return x; }
+static inline float isa_load_f32(const float *p) { return *p; }
+static inline double isa_load_f64(const double *p) { return *p; }
+static inline void isa_store_f32(float *p, float x) { *p = x; }
+static inline void isa_store_f64(double *p, double x) { *p = x; }
+
+static inline float isa_keep_mul_f32(isa_mask m, int q, float x, float sc)
+{
+    return cdrop_select_f32(x, sc, m.k[q]);
+}
+
+static inline double isa_keep_mul_f64(isa_mask m, int q, double x, double sc)
+{
+    return cdrop_select_f64(x, sc, m.k[q]);
+}
+
+static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m) { memcpy(dst, m.k, CDROP_GROUP); }
+
+static inline uint64_t isa_keep_bits(isa_mask m)
+{
+    uint64_t bits = 0;
+    for (int w = 0; w < CDROP_GROUP / 8; w++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* eight 0/1 bytes -> eight bits: byte k lands on bit 56 + k of the product, with no
+         * carries between the partial products (their positions are all distinct) */
+        uint64_t x;
+        memcpy(&x, m.k + 8 * w, 8);
+        bits |= ((x * UINT64_C(0x0102040810204080)) >> 56) << (8 * w);
+#else
+        for (int k = 0; k < 8; k++)
+            bits |= (uint64_t)m.k[8 * w + k] << (8 * w + k);
+#endif
+    }
+    return bits;
+}
+
+#include "ops.inc.h"
+
+/* No streaming stores here: the NT entries are the ordinary kernels. */
+const cdrop_kernel_fn cdrop_ops_portable[CDROP_N_OPS] = {
+    cdrop_kernel_f32, cdrop_kernel_f64, cdrop_kernel_u8,
+    cdrop_kernel_bits, cdrop_kernel_f32, cdrop_kernel_f64,
+};

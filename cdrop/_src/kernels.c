@@ -1,0 +1,73 @@
+/*
+ * kernels.c -- the kernel table (which instruction set runs) and the runner of a whole call's
+ * pieces, which cdrop/_kernels.pyx shares out to threads.  Pure C, no Python.
+ */
+#include "kernels.h"
+
+extern const cdrop_kernel_fn cdrop_ops_portable[CDROP_N_OPS];
+#if CDROP_HAVE_X86_SIMD
+extern const cdrop_kernel_fn cdrop_ops_avx2[CDROP_N_OPS];
+extern const cdrop_kernel_fn cdrop_ops_avx512[CDROP_N_OPS];
+#endif
+
+static cdrop_kernel_table cdrop_table(int path, const cdrop_kernel_fn *ops)
+{
+    cdrop_kernel_table t;
+    t.path = path;
+    for (int k = 0; k < CDROP_N_OPS; k++)
+        t.op[k] = ops[k];
+    return t;
+}
+
+cdrop_kernel_table cdrop_kernels_for(int path)
+{
+#if CDROP_HAVE_X86_SIMD
+    if (path == CDROP_PATH_AVX512 && cdrop_cpu_has_avx512())
+        return cdrop_table(CDROP_PATH_AVX512, cdrop_ops_avx512);
+    if (path >= CDROP_PATH_AVX2 && cdrop_cpu_has_avx2())
+        return cdrop_table(CDROP_PATH_AVX2, cdrop_ops_avx2);
+#else
+    (void)path;
+#endif
+    return cdrop_table(CDROP_PATH_PORTABLE, cdrop_ops_portable);
+}
+
+/* walk_layout.c */
+void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *scratch);
+void cdrop_walk_bands(const cdrop_job *job, int64_t band_lo, int64_t band_hi, uint8_t *scratch);
+int64_t cdrop_band_count(const cdrop_job *job);
+
+/* CONTIG and STRIDED: one piece per block of the stream in the range, so that the thread count
+ * cannot change which numbers an element gets; BANDS: one piece per band of rows. */
+int64_t cdrop_job_pieces(const cdrop_job *job)
+{
+    if (job->walk == CDROP_WALK_BANDS)
+        return cdrop_band_count(job);
+    return cdrop_chunk_count(job->args.g0, job->n);
+}
+
+void cdrop_job_run(const cdrop_job *job, int64_t c0, int64_t c1, uint8_t *scratch)
+{
+    if (job->walk == CDROP_WALK_BANDS) {
+        cdrop_walk_bands(job, c0, c1, scratch);
+        return;
+    }
+    /* chunk starts rounded up to whole granules (the packed mask's bytes: no byte is written
+     * by two threads; a chunk then reaches at most gran - 1 elements into the next block) */
+    int64_t lo = cdrop_round_up(cdrop_chunk_start(job->args.g0, job->n, c0), job->gran);
+    int64_t hi = cdrop_round_up(cdrop_chunk_start(job->args.g0, job->n, c1), job->gran);
+    if (hi > job->n)
+        hi = job->n;
+    if (lo >= hi)
+        return;
+    if (job->walk == CDROP_WALK_CONTIG)
+        job->fn(&job->args, lo, hi);
+    else
+        cdrop_walk_strided(job, lo, hi, scratch);
+}
+
+void cdrop_scale_f32(float *x, int64_t n, float c)
+{
+    for (int64_t i = 0; i < n; i++) /* a plain loop that every compiler vectorises */
+        x[i] *= c;
+}

@@ -1,0 +1,90 @@
+/*
+ * kernels.h -- the interface between the C kernels and cdrop/_kernels.pyx (whose
+ * `cdef extern from "kernels.h"` block declares what is used from here: keep both in sync).
+ *
+ * The architecture, in one paragraph.  Every kernel has one signature, cdrop_kernel_fn: it
+ * handles the local elements [lo, hi) of one call, whose element i has global stream index
+ * args->g0 + i (cdrop_rng.h), so any range can run on any thread.  A kernel is a MASK PRODUCER
+ * (one per instruction set: isa_portable.c, isa_avx2.c, isa_avx512.c, each making the keep
+ * decisions of 64 elements per step in its registers) joined to a CONSUMER (one per operation:
+ * consumer_float.inc.h selects and scales float32/float64, consumer_mask.inc.h writes keep bytes
+ * and bits, consumer_stream.inc.h is AVX-512's non-temporal variant) by walk.inc.h, which is
+ * instantiated once per (instruction set, operation) so that the consumer is inlined into the
+ * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
+ * Arrays that are not contiguous go through walk_layout.c (strided and band walks), which takes
+ * keep bytes from the table's CDROP_OP_U8 kernel, piece by piece, into caller-provided scratch.
+ */
+#ifndef CDROP_KERNELS_H
+#define CDROP_KERNELS_H
+
+#include <stdint.h>
+
+#include "chunks.h"
+#include "platform.h"
+
+/* One call's arguments, shared by every kernel. */
+typedef struct {
+    const void *src; /* float operations: the input (may be dst); unused by the mask kernels */
+    void *dst;       /* the output: floats, keep bytes (0/1) or packed bits (zero on entry) */
+    double scale;    /* 1 / (1 - p) in binary64; a consumer rounds it to its dtype once */
+    uint64_t key;    /* cdrop_key(seed) */
+    uint64_t g0;     /* global index of local element 0 (the call's offset) */
+    uint32_t thr;    /* cdrop_threshold(p): kept iff draw < thr */
+} cdrop_args;
+
+typedef void (*cdrop_kernel_fn)(const cdrop_args *a, int64_t lo, int64_t hi);
+
+/* The operations, the index of a kernel in the table. */
+enum {
+    CDROP_OP_F32 = 0, /* dst[i] = keep ? src[i] * scale : +0.0, float32 */
+    CDROP_OP_F64,     /* the same in float64 */
+    CDROP_OP_U8,      /* dst[i] = keep (one byte, NumPy's bool) */
+    CDROP_OP_BITS,    /* bit i % 8 of dst[i / 8] = keep; lo a multiple of 8, hi too or the end */
+    CDROP_OP_F32_NT,  /* CDROP_OP_F32 with non-temporal stores (dst must not overlap src) */
+    CDROP_OP_F64_NT,
+    CDROP_N_OPS
+};
+
+typedef struct {
+    int path;                        /* CDROP_PATH_* */
+    cdrop_kernel_fn op[CDROP_N_OPS]; /* paths without streaming stores repeat F32/F64 there */
+} cdrop_kernel_table;
+
+/* The table for `path`; a path the CPU (or compiler) lacks falls back to the next one down:
+ * AVX-512 -> AVX2 -> portable (kernels.c). */
+cdrop_kernel_table cdrop_kernels_for(int path);
+
+/* ---- Whole calls, cut into pieces that threads share (kernels.c, walk_layout.c) ---- */
+
+#define CDROP_MAX_DIMS 64
+enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS };
+
+/* Scratch bytes a piece of a strided or band walk needs (keep bytes of a block or a tile); the
+ * caller provides them, one buffer per thread, so that no kernel needs a large stack. */
+#define CDROP_SCRATCH_BYTES ((int64_t)64 * 1024)
+
+typedef struct {
+    cdrop_kernel_fn fn;   /* CONTIG: the kernel */
+    cdrop_kernel_fn keep; /* STRIDED, BANDS: the table's CDROP_OP_U8 kernel */
+    cdrop_args args;
+    int64_t n;            /* elements */
+    int64_t gran;         /* CONTIG: chunk starts are rounded up to a multiple of this */
+    int walk;             /* CDROP_WALK_* */
+    int op;               /* STRIDED, BANDS: CDROP_OP_F32 or CDROP_OP_F64 */
+    int ndim;             /* STRIDED, BANDS: the merged layout (no length-1 axes) */
+    int64_t shape[CDROP_MAX_DIMS], sstr[CDROP_MAX_DIMS], dstr[CDROP_MAX_DIMS]; /* bytes */
+} cdrop_job;
+
+/* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both
+ * arrays, else STRIDED (CONTIG is decided by the caller). */
+int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr);
+
+/* How many pieces the job has (blocks of the stream, or bands of rows), and run pieces
+ * [c0, c1) with `scratch` (CDROP_SCRATCH_BYTES, or NULL for CONTIG). */
+int64_t cdrop_job_pieces(const cdrop_job *job);
+void cdrop_job_run(const cdrop_job *job, int64_t c0, int64_t c1, uint8_t *scratch);
+
+/* x *= c: not dropout, the benchmarks' bandwidth floor for several threads. */
+void cdrop_scale_f32(float *x, int64_t n, float c);
+
+#endif /* CDROP_KERNELS_H */

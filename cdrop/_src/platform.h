@@ -1,0 +1,54 @@
+/*
+ * platform.h -- what the compiler and the CPU offer: the OpenMP shim, whether the x86 SIMD
+ * paths are compiled in, and the run-time CPU feature checks.  Pure C, no Python.
+ */
+#ifndef CDROP_PLATFORM_H
+#define CDROP_PLATFORM_H
+
+#ifdef _OPENMP
+#include <omp.h>
+#define CDROP_HAVE_OPENMP 1
+#else
+#define CDROP_HAVE_OPENMP 0
+static inline int omp_get_max_threads(void) { return 1; }
+#endif
+
+/* The AVX2 and AVX-512 translation units (isa_avx2.c, isa_avx512.c) need GCC or Clang on x86:
+ * they are compiled for the baseline ISA with a target pragma, and run only where the CPU has
+ * the instructions.  Elsewhere they compile to nothing and the portable path runs. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define CDROP_HAVE_X86_SIMD 1
+#else
+#define CDROP_HAVE_X86_SIMD 0
+#endif
+
+/* Kernel paths, as reported by cdrop.show_config()["simd"]. */
+#define CDROP_PATH_PORTABLE 0
+#define CDROP_PATH_AVX2 1
+#define CDROP_PATH_AVX512 2
+
+static inline int cdrop_have_openmp(void) { return CDROP_HAVE_OPENMP; }
+
+/* AVX2, with OS support for the YMM state (libgcc's and compiler-rt's checks read XGETBV). */
+static inline int cdrop_cpu_has_avx2(void)
+{
+#if CDROP_HAVE_X86_SIMD
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+/* AVX-512F and AVX-512BW, with OS support for the ZMM and mask state. */
+static inline int cdrop_cpu_has_avx512(void)
+{
+#if CDROP_HAVE_X86_SIMD
+    __builtin_cpu_init();
+    return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+#endif /* CDROP_PLATFORM_H */
