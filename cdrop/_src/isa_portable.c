@@ -8,31 +8,37 @@
 #include "kernels.h"
 #include "producer_scalar.h"
 
-typedef cdrop_lanes isa_lanes;
+/* The lanes and the keep flags of their last step, where the mask points: a mask passed by
+ * value as a 64-byte struct kept GCC from vectorising the consumers' loops. */
 typedef struct {
-    uint8_t k[CDROP_GROUP]; /* 1: element k of the step is kept (or ties, when not exact) */
-} isa_mask;
+    cdrop_lanes st;
+    uint8_t keep[CDROP_GROUP]; /* 1: element k of the step is kept (or ties, when not exact) */
+} isa_lanes;
+typedef const uint8_t *isa_mask;
 typedef uint8_t isa_top;
 
 static inline isa_top isa_top_of(uint32_t thr) { return (uint8_t)((thr >> 24) ^ 0x80u); }
 
 static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
 {
-    return cdrop_lanes_at(v, key, g);
+    return cdrop_lanes_at(&v->st, key, g);
 }
 
-static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES]) { cdrop_lanes_next(v, out); }
+static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
+{
+    cdrop_lanes_next(&v->st, out);
+}
 
 static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
 {
     uint32_t out[CDROP_LANES];
     uint8_t b[CDROP_GROUP];
-    isa_mask m;
+    uint8_t *m = v->keep;
     int any = 0;
-    cdrop_lanes_next(v, out);
+    cdrop_lanes_next(&v->st, out);
     cdrop_step_bytes(b, out);
     for (int k = 0; k < CDROP_GROUP; k++) {
-        m.k[k] = (uint8_t)(exact ? (int8_t)b[k] < (int8_t)top : (int8_t)b[k] <= (int8_t)top);
+        m[k] = (uint8_t)(exact ? (int8_t)b[k] < (int8_t)top : (int8_t)b[k] <= (int8_t)top);
         any |= b[k] == top;
     }
     if (!exact && any) { /* a step has a tie in 22% of cases: only then build the tie word */
@@ -58,15 +64,15 @@ static inline void isa_store_f64(double *p, double x) { *p = x; }
 
 static inline float isa_keep_mul_f32(isa_mask m, int q, float x, float sc)
 {
-    return cdrop_select_f32(x, sc, m.k[q]);
+    return cdrop_select_f32(x, sc, m[q]);
 }
 
 static inline double isa_keep_mul_f64(isa_mask m, int q, double x, double sc)
 {
-    return cdrop_select_f64(x, sc, m.k[q]);
+    return cdrop_select_f64(x, sc, m[q]);
 }
 
-static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m) { memcpy(dst, m.k, CDROP_GROUP); }
+static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m) { memcpy(dst, m, CDROP_GROUP); }
 
 static inline uint64_t isa_keep_bits(isa_mask m)
 {
@@ -76,11 +82,11 @@ static inline uint64_t isa_keep_bits(isa_mask m)
         /* eight 0/1 bytes -> eight bits: byte k lands on bit 56 + k of the product, with no
          * carries between the partial products (their positions are all distinct) */
         uint64_t x;
-        memcpy(&x, m.k + 8 * w, 8);
+        memcpy(&x, m + 8 * w, 8);
         bits |= ((x * UINT64_C(0x0102040810204080)) >> 56) << (8 * w);
 #else
         for (int k = 0; k < 8; k++)
-            bits |= (uint64_t)m.k[8 * w + k] << (8 * w + k);
+            bits |= (uint64_t)m[8 * w + k] << (8 * w + k);
 #endif
     }
     return bits;
