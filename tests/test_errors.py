@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cdrop
-from helpers import assert_bits_equal
+from helpers import assert_bits_equal, mode_kwargs
 
 N = 200_003  # large enough that a (wrong) write would go through the threaded kernels
 
@@ -40,15 +40,8 @@ def _raises_nothing_written(exc, match, x, *, out=None, **kwargs):
     guard.check()
 
 
+# The calls that draw a mask (training=False is checked on its own, below).
 MODES = ["out_of_place", "inplace", "out"]
-
-
-def _mode_kwargs(mode, x):
-    if mode == "inplace":
-        return {"inplace": True}
-    if mode == "out":
-        return {"out": np.full_like(x, 3.0)}
-    return {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,7 +52,7 @@ def _mode_kwargs(mode, x):
                                b"0.5"], ids=repr)
 def test_p_wrong_type(p, mode):
     x = _x()
-    _raises_nothing_written(TypeError, r"\bp\b", x, p=p, seed=1, **_mode_kwargs(mode, x))
+    _raises_nothing_written(TypeError, r"\bp\b", x, p=p, seed=1, **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -71,7 +64,7 @@ def test_p_bad_value(p, mode):
     # the message names p and its value
     value = repr(float(p)) if not math.isnan(float(p)) else "nan"
     _raises_nothing_written(ValueError, rf"\bp\b.*{value.replace('.', '[.]')}", x, p=p, seed=1,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
 
 
 def test_p_huge_int_is_a_value_error():
@@ -278,7 +271,7 @@ def test_out_interleaved_but_disjoint_is_fine():
                                       (np.random.RandomState(0), TypeError)], ids=repr)
 def test_bad_seed(seed, exc, mode):
     x = _x()
-    _raises_nothing_written(exc, "seed", x, p=0.5, seed=seed, **_mode_kwargs(mode, x))
+    _raises_nothing_written(exc, "seed", x, p=0.5, seed=seed, **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -287,7 +280,7 @@ def test_bad_seed(seed, exc, mode):
 def test_bad_num_threads(nt, exc, mode):
     x = _x()
     _raises_nothing_written(exc, "num_threads", x, p=0.5, seed=1, num_threads=nt,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("nt", [2**31, 2**40])
@@ -312,16 +305,16 @@ def test_huge_num_threads_is_clamped_or_rejected_cleanly(nt):
 def test_bad_offset(offset, exc, mode):
     x = _x()
     _raises_nothing_written(exc, "offset", x, p=0.5, seed=1, offset=offset,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_offset_past_end_of_index_space(mode):
     x = _x(n=10)
     _raises_nothing_written(ValueError, "offset", x, p=0.5, seed=1, offset=2**64 - 5,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
     _raises_nothing_written(ValueError, "offset", x, p=0.5, seed=1, offset=2**64,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
     with pytest.raises(ValueError, match="offset"):
         cdrop.dropout_mask(10, 0.5, seed=1, offset=2**64 - 5)
 
@@ -338,7 +331,7 @@ def test_offset_2_64_on_empty_array_is_valid():
     # offset for n = 0 elements.
     for mode in MODES:
         x = np.empty(0)
-        y = cdrop.dropout(x, 0.5, seed=1, offset=2**64, **_mode_kwargs(mode, x))
+        y = cdrop.dropout(x, 0.5, seed=1, offset=2**64, **mode_kwargs(mode, x))
         assert y.shape == (0,)
     m = cdrop.dropout_mask(0, 0.5, seed=1, offset=2**64)
     assert m.shape == (0,)
