@@ -1,10 +1,12 @@
 """Small helpers shared by the test modules.
 
-* ``bits``, ``assert_bits_equal``: bit-exact comparisons of float arrays.
+* ``bits``, ``assert_bits_equal``: bit-exact comparisons of float arrays; ``digest``: a short
+  fingerprint of an array's bytes, for comparing many large results.
 * ``mode_kwargs``: the keyword arguments of one way of calling ``cdrop.dropout``.
 * ``child_env``, ``run_python``: a fresh Python interpreter that imports the installed cdrop.
 * ``mem_available_gib``: available memory, for the tests that need a lot of it.
 """
+import hashlib
 import os
 import subprocess
 import sys
@@ -32,6 +34,11 @@ def assert_bits_equal(actual, expected, msg=""):
             f"{msg}: {bad.size} of {a.size} elements differ; first at flat index {i}: "
             f"got {actual.ravel()[i]!r}, expected {expected.ravel()[i]!r}"
         )
+
+
+def digest(a):
+    """sha256 (hex) of an array's bytes in logical C order."""
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 # The ways of calling cdrop.dropout(x, ...) that mode_kwargs knows.
@@ -87,7 +94,7 @@ def run_python(code_or_args, cwd, *, env=None, text=True, timeout=120, check=Fal
     else:
         args = [str(a) for a in code_or_args]
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=child_env(env),
-                          capture_output=True, text=text, timeout=timeout)
+                          capture_output=True, text=text, timeout=timeout, check=False)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

@@ -156,6 +156,13 @@ def test_inplace_with_another_out():
     guard.check()
 
 
+def test_inplace_with_out_over_the_same_elements():
+    x = np.arange(1, 65, dtype=np.float64)
+    expected = cdrop.dropout(x, 0.5, seed=3)
+    cdrop.dropout(x, 0.5, seed=3, inplace=True, out=x[:])
+    assert np.array_equal(x, expected)
+
+
 # ---------------------------------------------------------------------------------------------
 # out
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +238,26 @@ def test_out_is_x_means_in_place():
     z = _x()
     assert cdrop.dropout(z, 0.5, seed=1, inplace=True, out=z) is z
     assert_bits_equal(z, expected)
+
+
+def test_out_over_the_same_elements_through_another_object_is_returned():
+    x = np.arange(1, 4097, dtype=np.float32)
+    expected = cdrop.dropout(x, 0.5, seed=1)
+    view = x[:]
+    got = cdrop.dropout(x, 0.5, seed=1, out=view)
+    assert got is view
+    assert np.array_equal(x, expected)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_read_only_x_with_writeable_out_over_its_elements(p):
+    base = np.arange(1, 4097, dtype=np.float32)
+    expected = cdrop.dropout(base, p, seed=2)
+    x = base.view()
+    x.flags.writeable = False
+    got = cdrop.dropout(x, p, seed=2, out=base)
+    assert got is base
+    assert np.array_equal(base, expected)
 
 
 def test_zero_stride_targets():
@@ -342,6 +369,12 @@ def test_errors_in_training_false_mode_still_validate_out():
     x = _x()
     _raises_nothing_written(ValueError, "shape", x, out=np.zeros(N + 1), p=0.5, training=False)
     _raises_nothing_written(TypeError, r"\bp\b", x, p="a", training=False)
+
+
+@pytest.mark.parametrize("seed,exc", [("junk", TypeError), (-5, ValueError), (2**64, ValueError)])
+def test_eval_mode_still_validates_the_seed(seed, exc):
+    with pytest.raises(exc, match="seed"):
+        cdrop.dropout(np.ones(4), 0.5, training=False, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------
