@@ -6,10 +6,7 @@
 * ``kernel_path``: a fixture parametrised over the "avx512", "avx512-nt" (AVX-512 with the
   streaming threshold at 0), "avx2" and "portable" kernel paths (a path this CPU lacks is
   skipped, with the reason).
-* ``reference.draws`` is memoised (it is a pure function of its arguments), so that the many
-  oracle comparisons of the same stream segment cost one oracle run.
 """
-import functools
 import shutil
 import sys
 import tempfile
@@ -24,8 +21,6 @@ SOURCE_PACKAGE = REPO_ROOT / "cdrop"
 
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
-
-import reference  # noqa: E402  (needs the sys.path entry above)
 
 # When any Hypothesis test fails, Hypothesis's pytest plugin imports hypothesis.extra._patching
 # (and with it libcst, whose import emits a DeprecationWarning from mypy_extensions here).
@@ -97,27 +92,6 @@ def pytest_report_header(config):
 
     return [f"cdrop {cdrop.__version__} from {config._cdrop_location}",
             f"cdrop config: {cdrop.show_config()}"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Memoised oracle draws.
-# ---------------------------------------------------------------------------------------------
-_original_draws = reference.draws
-
-
-@functools.lru_cache(maxsize=48)
-def _memo_draws(seed, offset, n):
-    a = _original_draws(seed, offset, n)
-    a.setflags(write=False)
-    return a
-
-
-def _draws(seed, offset, n):
-    return _memo_draws(int(seed), int(offset), int(n)).copy()
-
-
-_draws.__doc__ = _original_draws.__doc__
-reference.draws = _draws
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ sentence in the spec.
 It is deliberately slow and simple.  There are no tricks beyond vectorising over blocks and
 lanes, because the value of a reference
 lies in being easy to check against the document line by line.  It depends on NumPy only.
-(The 256 steps of a block are a plain Python loop.)
+(The 256 steps of a block are a plain Python loop.)  The one concession to speed is that
+``draws`` remembers its last few results (it is a pure function of its arguments), so that the
+test suite's many comparisons against the same stream segment cost one run of the loop.
 
 Public API::
 
@@ -24,6 +26,7 @@ Public API::
 """
 
 from fractions import Fraction
+import functools
 import math
 import operator
 
@@ -228,14 +231,30 @@ def draws(seed, offset, n):
     its 16 lanes; the lane steps run as a Python loop, only up to the last step needed (and only
     from the first needed step is anything stored).  The reference computes tie24 for every
     element, which the kernels only do on ties: the keep decision is the same.
+
+    The result is a new array that the caller may modify; the last few results are kept in a
+    cache (see ``_draws_cached``).
     """
     offset = operator.index(offset)
     n = operator.index(n)
     if offset < 0 or n < 0 or offset + n > (1 << 64):
         raise ValueError("need 0 <= offset, 0 <= n, offset + n <= 2**64")
+    seed = operator.index(seed)
+    _key(seed)  # validate before the cache sees the seed
+    return _draws_cached(seed, offset, n).copy()
+
+
+# The arguments are Python ints (hashable, and equal values give equal keys whatever type the
+# caller passed), checked by draws().  The cached array is read-only and draws() hands out
+# copies, so no caller can change what a later call gets.  48 entries: enough for the oracle
+# segments one test module reuses, small enough for the few large ones.
+@functools.lru_cache(maxsize=48)
+def _draws_cached(seed, offset, n):
     key = _key(seed)
     if n == 0:
-        return np.empty(0, dtype=np.uint32)
+        result = np.empty(0, dtype=np.uint32)
+        result.setflags(write=False)
+        return result
     first, last = offset, offset + n - 1
     b_first, b_last = first >> BLOCK_BITS, last >> BLOCK_BITS
     # Steps to run: with one block only the steps holding [first, last]; with several blocks
@@ -259,6 +278,7 @@ def draws(seed, offset, n):
     g = np.uint64(offset) + np.arange(n, dtype=np.uint64)  # offset + n <= 2^64: no wrap
     result = (hi8 << np.uint32(24)) | _tie24(key, g)
     assert result.shape == (n,) and result.dtype == np.uint32
+    result.setflags(write=False)
     return result
 
 

@@ -1,8 +1,14 @@
-"""Concurrency: Python threads that overlap inside cdrop, with OpenMP threads inside each call.
+"""Several Python threads calling cdrop at once, with OpenMP threads inside each call.
 
-tests/test_threads.py already runs dropout and dropout_mask from a thread pool and checks that
-seed=None hands out distinct seeds.  This file adds what that does not check:
+Results, the package seed stream, layers shared or created by threads, the thread-count setting
+changed mid-flight and the GIL's release (one caller at a time: test_threads.py).
 
+* ``test_concurrent_calls_from_python_threads``, ``test_concurrent_masks_from_python_threads``:
+  a thread pool of dropout / dropout_mask calls, each bit-identical to the same call on one
+  thread; ``test_seed_none_from_several_threads_gives_distinct_seeds`` and
+  ``test_layers_created_concurrently_get_distinct_seeds``: seed=None and new layers, in threads.
+* ``test_threads_sharing_a_layer_get_distinct_call_numbers``: one layer called from 4 threads
+  uses each call number once.
 * ``test_overlapping_calls_match_serial``: 8 Python threads meet at a ``threading.Barrier``
   before EVERY call, so the calls really start together, and each call asks for 2 OpenMP threads
   on an array large enough that OpenMP really runs 2 (up to 16 OS threads in the kernels at
@@ -34,8 +40,9 @@ import numpy as np
 import pytest
 
 import cdrop
+from cdrop import _kernels
 import reference
-from helpers import assert_bits_equal
+from helpers import assert_bits_equal, digest
 
 N_WORKERS = 8
 # Over CDROP_MIN_PARALLEL (65,536) and at least 2 * CDROP_MIN_PER_THREAD (32,768): every call
@@ -71,6 +78,112 @@ def _run_workers(n, work):
     with ThreadPoolExecutor(max_workers=n) as pool:
         futures = [pool.submit(work, w) for w in range(n)]
         return [f.result(timeout=TIMEOUT) for f in futures]
+
+
+# ---------------------------------------------------------------------------------------------
+# A thread pool of plain calls; seeds and layers from several threads
+# ---------------------------------------------------------------------------------------------
+N_POOL = 2**20
+
+
+def test_concurrent_calls_from_python_threads():
+    n_workers, n_calls = 8, 20
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(N_POOL).astype(np.float32 if w % 2 else np.float64)
+              for w in range(n_workers)]
+    seeds = [[1000 * w + c for c in range(n_calls)] for w in range(n_workers)]
+    # serial results, one thread each
+    serial = [[digest(cdrop.dropout(inputs[w], 0.5, seed=s, num_threads=1)) for s in seeds[w]]
+              for w in range(n_workers)]
+
+    def work(w):
+        got = []
+        for c, s in enumerate(seeds[w]):
+            mode = c % 3
+            if mode == 0:
+                y = cdrop.dropout(inputs[w], 0.5, seed=s, num_threads=2)
+            elif mode == 1:
+                y = np.empty_like(inputs[w])
+                cdrop.dropout(inputs[w], 0.5, seed=s, num_threads=2, out=y)
+            else:
+                y = inputs[w].copy()
+                cdrop.dropout(y, 0.5, seed=s, num_threads=2, inplace=True)
+            got.append(digest(y))
+        return got
+
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        results = list(pool.map(work, range(n_workers)))
+    assert results == serial
+    # the serial digests are all different (distinct seeds), so the comparison has teeth
+    assert len({d for row in serial for d in row}) == n_workers * n_calls
+
+
+def test_concurrent_masks_from_python_threads():
+    def work(w):
+        return [cdrop.dropout_mask(N_POOL + 3, 0.3, seed=w, offset=c, packed=bool(c % 2),
+                                   num_threads=2).tobytes() for c in range(6)]
+
+    expected = [[cdrop.dropout_mask(N_POOL + 3, 0.3, seed=w, offset=c, packed=bool(c % 2),
+                                    num_threads=1).tobytes() for c in range(6)]
+                for w in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert list(pool.map(work, range(6))) == expected
+
+
+def test_seed_none_from_several_threads_gives_distinct_seeds():
+    base, n_workers, n_calls, n = 777, 8, 40, 256
+    cdrop.manual_seed(base)
+
+    def work(_):
+        return [cdrop.dropout_mask(n, 0.5, seed=None, packed=True).tobytes()
+                for _ in range(n_calls)]
+
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        masks = [m for row in pool.map(work, range(n_workers)) for m in row]
+    total = n_workers * n_calls
+    assert len(set(masks)) == total, "two calls received the same seed"
+    # and they are exactly the seeds derive(base, 0 .. total-1), each used once
+    expected = {cdrop.dropout_mask(n, 0.5, seed=reference.derive(base, i), packed=True).tobytes()
+                for i in range(total)}
+    assert set(masks) == expected
+
+
+def test_layers_created_concurrently_get_distinct_seeds():
+    cdrop.manual_seed(31)
+    x = np.ones(4096)
+
+    def work(_):
+        return [cdrop.Dropout(0.5)(x).tobytes() for _ in range(25)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outs = [o for row in pool.map(work, range(4)) for o in row]
+    assert len(set(outs)) == 100
+
+
+def test_threads_sharing_a_layer_get_distinct_call_numbers():
+    # With the call number read before the kernel and incremented after it, threads sharing a
+    # layer reused call numbers (186 distinct masks of 200).
+    seed, threads, calls = 99, 4, 50
+    layer = cdrop.Dropout(0.5, seed=seed)
+    x = np.ones(2**17, np.float32)  # long enough for the calls to overlap without the lock
+    seen = []
+    barrier = threading.Barrier(threads)
+
+    def work():
+        barrier.wait()
+        for _ in range(calls):
+            y = layer(x)
+            seen.append((y != 0).tobytes())
+
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    expected = {cdrop.dropout_mask(x.size, 0.5, seed=_kernels.derive(seed, k)).tobytes()
+                for k in range(threads * calls)}
+    assert len(seen) == threads * calls
+    assert set(seen) == expected  # each call number 0 .. 199 used exactly once
 
 
 # ---------------------------------------------------------------------------------------------

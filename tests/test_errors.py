@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cdrop
-from helpers import assert_bits_equal
+from helpers import assert_bits_equal, mode_kwargs
 
 N = 200_003  # large enough that a (wrong) write would go through the threaded kernels
 
@@ -40,15 +40,15 @@ def _raises_nothing_written(exc, match, x, *, out=None, **kwargs):
     guard.check()
 
 
+def _stable_id(value):
+    """repr(value) as a test id, or the type's name where the repr shows an address (the same
+    node id in every run, for -k, --lf and comparing runs)."""
+    r = repr(value)
+    return type(value).__name__ if " at 0x" in r else r
+
+
+# The calls that draw a mask (training=False is checked on its own, below).
 MODES = ["out_of_place", "inplace", "out"]
-
-
-def _mode_kwargs(mode, x):
-    if mode == "inplace":
-        return {"inplace": True}
-    if mode == "out":
-        return {"out": np.full_like(x, 3.0)}
-    return {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def _mode_kwargs(mode, x):
                                b"0.5"], ids=repr)
 def test_p_wrong_type(p, mode):
     x = _x()
-    _raises_nothing_written(TypeError, r"\bp\b", x, p=p, seed=1, **_mode_kwargs(mode, x))
+    _raises_nothing_written(TypeError, r"\bp\b", x, p=p, seed=1, **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -71,7 +71,7 @@ def test_p_bad_value(p, mode):
     # the message names p and its value
     value = repr(float(p)) if not math.isnan(float(p)) else "nan"
     _raises_nothing_written(ValueError, rf"\bp\b.*{value.replace('.', '[.]')}", x, p=p, seed=1,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
 
 
 def test_p_huge_int_is_a_value_error():
@@ -163,6 +163,13 @@ def test_inplace_with_another_out():
     guard.check()
 
 
+def test_inplace_with_out_over_the_same_elements():
+    x = np.arange(1, 65, dtype=np.float64)
+    expected = cdrop.dropout(x, 0.5, seed=3)
+    cdrop.dropout(x, 0.5, seed=3, inplace=True, out=x[:])
+    assert np.array_equal(x, expected)
+
+
 # ---------------------------------------------------------------------------------------------
 # out
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +247,26 @@ def test_out_is_x_means_in_place():
     assert_bits_equal(z, expected)
 
 
+def test_out_over_the_same_elements_through_another_object_is_returned():
+    x = np.arange(1, 4097, dtype=np.float32)
+    expected = cdrop.dropout(x, 0.5, seed=1)
+    view = x[:]
+    got = cdrop.dropout(x, 0.5, seed=1, out=view)
+    assert got is view
+    assert np.array_equal(x, expected)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_read_only_x_with_writeable_out_over_its_elements(p):
+    base = np.arange(1, 4097, dtype=np.float32)
+    expected = cdrop.dropout(base, p, seed=2)
+    x = base.view()
+    x.flags.writeable = False
+    got = cdrop.dropout(x, p, seed=2, out=base)
+    assert got is base
+    assert np.array_equal(base, expected)
+
+
 def test_zero_stride_targets():
     from numpy.lib.stride_tricks import as_strided
 
@@ -275,10 +302,10 @@ def test_out_interleaved_but_disjoint_is_fine():
 @pytest.mark.parametrize("seed,exc", [(-1, ValueError), (2**64, ValueError), (-(2**70), ValueError),
                                       (1.5, TypeError), ("a", TypeError), (1.0, TypeError),
                                       (True, TypeError), ([1], TypeError), (object(), TypeError),
-                                      (np.random.RandomState(0), TypeError)], ids=repr)
+                                      (np.random.RandomState(0), TypeError)], ids=_stable_id)
 def test_bad_seed(seed, exc, mode):
     x = _x()
-    _raises_nothing_written(exc, "seed", x, p=0.5, seed=seed, **_mode_kwargs(mode, x))
+    _raises_nothing_written(exc, "seed", x, p=0.5, seed=seed, **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -287,7 +314,7 @@ def test_bad_seed(seed, exc, mode):
 def test_bad_num_threads(nt, exc, mode):
     x = _x()
     _raises_nothing_written(exc, "num_threads", x, p=0.5, seed=1, num_threads=nt,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("nt", [2**31, 2**40])
@@ -312,16 +339,16 @@ def test_huge_num_threads_is_clamped_or_rejected_cleanly(nt):
 def test_bad_offset(offset, exc, mode):
     x = _x()
     _raises_nothing_written(exc, "offset", x, p=0.5, seed=1, offset=offset,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_offset_past_end_of_index_space(mode):
     x = _x(n=10)
     _raises_nothing_written(ValueError, "offset", x, p=0.5, seed=1, offset=2**64 - 5,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
     _raises_nothing_written(ValueError, "offset", x, p=0.5, seed=1, offset=2**64,
-                            **_mode_kwargs(mode, x))
+                            **mode_kwargs(mode, x))
     with pytest.raises(ValueError, match="offset"):
         cdrop.dropout_mask(10, 0.5, seed=1, offset=2**64 - 5)
 
@@ -338,7 +365,7 @@ def test_offset_2_64_on_empty_array_is_valid():
     # offset for n = 0 elements.
     for mode in MODES:
         x = np.empty(0)
-        y = cdrop.dropout(x, 0.5, seed=1, offset=2**64, **_mode_kwargs(mode, x))
+        y = cdrop.dropout(x, 0.5, seed=1, offset=2**64, **mode_kwargs(mode, x))
         assert y.shape == (0,)
     m = cdrop.dropout_mask(0, 0.5, seed=1, offset=2**64)
     assert m.shape == (0,)
@@ -349,6 +376,12 @@ def test_errors_in_training_false_mode_still_validate_out():
     x = _x()
     _raises_nothing_written(ValueError, "shape", x, out=np.zeros(N + 1), p=0.5, training=False)
     _raises_nothing_written(TypeError, r"\bp\b", x, p="a", training=False)
+
+
+@pytest.mark.parametrize("seed,exc", [("junk", TypeError), (-5, ValueError), (2**64, ValueError)])
+def test_eval_mode_still_validates_the_seed(seed, exc):
+    with pytest.raises(exc, match="seed"):
+        cdrop.dropout(np.ones(4), 0.5, training=False, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from hypothesis.extra import numpy as hnp
 
 import cdrop
 import reference
-from helpers import assert_bits_equal
+from helpers import MODES, assert_bits_equal, mode_kwargs
 
 U64 = 1 << 64
 N = 10  # elements of the valid arrays the fuzzed calls get
@@ -421,19 +421,6 @@ X_VIEWS = st.sampled_from([XView(h) for h in ("x", "same", "reversed", "shift-le
 # dropout
 # ---------------------------------------------------------------------------------------------
 DROPOUT_ARGS = ["x", "p", "training", "inplace", "out", "seed", "offset", "num_threads"]
-MODES = ["plain", "inplace", "out", "eval"]
-
-
-def _mode_kwargs(mode, x):
-    if mode == "inplace":
-        return {"inplace": True}
-    if mode == "out":
-        return {"out": np.full(np.shape(x), 9.0)}
-    if mode == "eval":
-        return {"training": False}
-    return {}
-
-
 def _array_copy(v):
     """np.array(v) copied before a call (None if v is no array-like)."""
     try:
@@ -447,7 +434,7 @@ def _array_copy(v):
 def _fuzz_dropout(arg, mode, v, gen=False):
     parent, x = _valid_x()
     kwargs = {"p": 0.5, "seed": np.random.default_rng(GEN_SEED) if gen else 12345}
-    kwargs.update(_mode_kwargs(mode, x))
+    kwargs.update(mode_kwargs(mode, x))
     if arg == "x":
         x = v
         if mode == "out":
@@ -504,9 +491,9 @@ def _has_plain_shape(v):
         return False
 
 
-def check_dropout(arg, v, mode="plain", gen=False):
+def check_dropout(arg, v, mode="out_of_place", gen=False):
     if arg == "inplace" and mode == "inplace" or arg == "training" and mode == "eval":
-        mode = "plain"  # the fuzzed value replaces the mode's own setting
+        mode = "out_of_place"  # the fuzzed value replaces the mode's own setting
     _fuzz_dropout(arg, mode, v, gen and arg != "seed")
 
 
@@ -518,7 +505,7 @@ def test_dropout(arg, v, mode, gen):
 
 
 @PROFILE
-@given(v=X_VIEWS, mode=st.sampled_from(["plain", "inplace", "eval"]))
+@given(v=X_VIEWS, mode=st.sampled_from(["out_of_place", "inplace", "eval"]))
 def test_dropout_out_over_x(v, mode):
     # out= over x's own memory: the same elements (in place), reversed, shifted by one
     # element, a zero stride, read-only, reinterpreted: works correctly or refused cleanly

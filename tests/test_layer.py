@@ -1,13 +1,14 @@
-"""cdrop.Dropout: modes, the per-call seeds, backward (recomputed mask), pickling."""
-import os
+"""cdrop.Dropout in one thread: modes, the per-call seeds, backward (recomputed mask), pickling.
+
+Layers shared by several Python threads are in test_concurrency.py, a layer across fork() in
+test_threads.py.
+"""
 import pickle
-import signal
 
 import numpy as np
 import pytest
 
 import cdrop
-from cdrop import _kernels
 import reference
 from helpers import assert_bits_equal
 
@@ -128,6 +129,15 @@ def test_p_setter_takes_effect():
                       cdrop.dropout(np.ones_like(x), 0.2, seed=reference.derive(3, 1)))
 
 
+def test_call_uses_a_subclass_forward():
+    class Twice(cdrop.Dropout):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    layer = Twice(0.0, seed=0)
+    assert np.array_equal(layer(np.ones(3)), np.full(3, 2.0))
+
+
 # ---------------------------------------------------------------------------------------------
 # backward
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +184,29 @@ def test_backward_after_eval_forward_is_identity():
     grad = _x(seed=2)
     g = layer.backward(grad)
     assert_bits_equal(g, grad)
+
+
+def test_backward_in_eval_mode_is_the_identity_after_a_training_forward():
+    layer = cdrop.Dropout(0.5, seed=0)
+    layer(np.ones(64))
+    layer.eval()
+    grad = np.ones(64)
+    assert layer.backward(grad) is grad
+    layer.train()
+    assert not np.array_equal(layer.backward(grad), grad)  # the training mask again
+
+
+def test_backward_in_eval_mode_before_any_forward():
+    grad = np.ones(3)
+    assert cdrop.Dropout(0.5, seed=0).eval().backward(grad) is grad
+
+
+def test_backward_uses_the_p_of_its_forward():
+    layer = cdrop.Dropout(0.5, seed=0)
+    y = layer(np.ones(4096))
+    layer.p = 0.25  # e.g. a dropout schedule, between forward and backward
+    g = layer.backward(np.ones(4096))
+    assert np.array_equal(g, y)
 
 
 def test_backward_of_inplace_layer():
@@ -273,34 +306,6 @@ def test_layer_holds_no_array_after_forward():
         assert len(pickle.dumps(layer)) < 1000  # O(1) state, not O(n)
 
 
-def test_threads_sharing_a_layer_get_distinct_call_numbers():
-    # Found by a review: _calls was read before the kernel and incremented after it, so threads
-    # sharing a layer could reuse a call number (186 distinct masks of 200).
-    import threading
-
-    seed, threads, calls = 99, 4, 50
-    layer = cdrop.Dropout(0.5, seed=seed)
-    x = np.ones(2**17, np.float32)  # long enough for the calls to overlap without the lock
-    seen = []
-    barrier = threading.Barrier(threads)
-
-    def work():
-        barrier.wait()
-        for _ in range(calls):
-            y = layer(x)
-            seen.append((y != 0).tobytes())
-
-    ts = [threading.Thread(target=work) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    expected = {cdrop.dropout_mask(x.size, 0.5, seed=_kernels.derive(seed, k)).tobytes()
-                for k in range(threads * calls)}
-    assert len(seen) == threads * calls
-    assert set(seen) == expected  # each call number 0 .. 199 used exactly once
-
-
 def test_layer_survives_pickle_and_deepcopy():
     import copy
 
@@ -310,32 +315,6 @@ def test_layer_survives_pickle_and_deepcopy():
         g = np.ones(100)
         assert_bits_equal(clone.backward(g), layer.backward(g), "backward of the clone")
         assert_bits_equal(clone(np.ones(100)), copy.deepcopy(layer)(np.ones(100)), "next call")
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_forked_child_can_use_a_layer_whose_lock_a_parent_thread_held():
-    # Found by a review: a thread inside forward() at fork time left the child's copy of the
-    # layer's lock held forever, and the child's first forward() hung.
-    import warnings
-
-    layer = cdrop.Dropout(0.5, seed=3)
-    layer._lock.acquire()  # as if another thread were inside forward() when the process forks
-    try:
-        with warnings.catch_warnings():  # Python >= 3.12 warns about fork() with threads
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # child: must not hang; exit code 0 only if the call works
-            code = 1
-            try:
-                signal.alarm(20)
-                y = layer(np.ones(8))
-                code = 0 if y.shape == (8,) else 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
-    finally:
-        layer._lock.release()
 
 
 def test_train_mode_flag_is_checked():

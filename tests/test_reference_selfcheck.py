@@ -287,6 +287,22 @@ def test_draws_argument_checks():
     with pytest.raises(ValueError):
         draws(2**64, 0, 1)
     assert draws(0, 2**64, 0).shape == (0,)
+    # draws() caches its results: the checks still come first, and a seed that is no integer
+    # is refused, not truncated into a cache key
+    with pytest.raises(TypeError):
+        draws(1.5, 0, 1)
+    with pytest.raises(TypeError):
+        draws(0, 0.0, 1)
+
+
+def test_draws_cache_hands_out_independent_copies():
+    a = draws(7, 100, 300)
+    expected = a.copy()
+    a[:] = 0  # the caller owns its result ...
+    b = draws(7, 100, 300)  # ... and the cache is not changed by what it does with it
+    assert b is not a and b.flags.writeable
+    assert np.array_equal(b, expected) and expected.any()
+    assert np.array_equal(draws(np.uint64(7), np.int64(100), 300), expected)  # same key
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Values of cdrop.dropout / cdrop.dropout_mask against the pure-NumPy oracle (tests/reference.py).
+"""Values of cdrop.dropout / cdrop.dropout_mask against the pure-NumPy oracle (tests/reference.py),
+and the public API: names, signatures, show_config and the kernel path (CDROP_KERNEL).
 
 Every comparison is bit-exact (integer views), so -0.0, +0.0 and NaN payloads count.
 """
@@ -10,7 +11,7 @@ import pytest
 
 import cdrop
 import reference
-from helpers import assert_bits_equal, bits
+from helpers import assert_bits_equal, bits, run_python
 
 SEED = 20240601  # one seed for the matrix, so the memoised oracle draws are shared
 DTYPES = [np.float32, np.float64]
@@ -202,6 +203,13 @@ def test_training_false_returns_x_itself(dtype):
     assert_bits_equal(x, before)
 
 
+def test_eval_mode_in_place_on_read_only_array_returns_it():
+    x = np.ones(8, dtype=np.float32)
+    x.flags.writeable = False
+    assert cdrop.dropout(x, 0.5, training=False, inplace=True) is x
+    assert cdrop.Dropout(0.5, inplace=True, seed=0).eval()(x) is x
+
+
 def test_training_false_consumes_no_seed():
     x = np.ones(1000)
     cdrop.manual_seed(5)
@@ -375,6 +383,12 @@ def test_dropout_mask_large_seed_and_generator():
     assert np.array_equal(cdrop.dropout_mask(1000, 0.5, seed=g1), reference.keep_mask(1000, 0.5, s))
 
 
+def test_mask_shape_from_an_integer_array():
+    m = cdrop.dropout_mask(np.array([2, 3]), 0.5, seed=4)
+    assert m.shape == (2, 3)
+    assert np.array_equal(m, cdrop.dropout_mask((2, 3), 0.5, seed=4))
+
+
 def test_empty_arrays_all_modes():
     for dtype in DTYPES:
         for shape in [(0,), (3, 0), (0, 5, 2)]:
@@ -508,3 +522,24 @@ def test_show_config():
     finally:
         _kernels.set_path("auto")
     assert cdrop.show_config()["simd"] == _kernels.get_path()
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel path chosen at import (CDROP_KERNEL), in a fresh interpreter
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["portable", "auto"])
+def test_cdrop_kernel_environment_variable(tmp_path, path):
+    proc = run_python("""
+        import cdrop
+        print(cdrop.show_config()["simd"])
+    """, tmp_path, env={"CDROP_KERNEL": path}, check=True)
+    expected = "portable" if path == "portable" else cdrop._kernels.set_path("auto")
+    assert proc.stdout.strip() == expected
+
+
+def test_bad_cdrop_kernel_warns_instead_of_breaking_import(tmp_path):
+    proc = run_python("import cdrop; print(cdrop.show_config()['simd'])", tmp_path,
+                      env={"CDROP_KERNEL": "bogus"})
+    assert proc.returncode == 0, proc.stderr
+    assert "CDROP_KERNEL ignored" in proc.stderr
+    assert proc.stdout.strip() in ("avx512", "avx2", "portable")

@@ -16,17 +16,13 @@ kernel, and is checked here where it differs from them:
 Every test in the suite that takes the ``kernel_path`` fixture also runs as "avx512-nt", the
 AVX-512 path with the threshold at 0, so the streaming kernel meets the whole oracle suite too.
 """
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import cdrop
 import reference
 from cdrop import _kernels
-from helpers import assert_bits_equal
+from helpers import assert_bits_equal, run_python
 
 
 @pytest.fixture
@@ -102,12 +98,8 @@ def test_set_stream_bytes():
 
 def _threshold_in_child(value, cwd):
     """A fresh interpreter's show_config()["nt_store_bytes"] with CDROP_STREAM_BYTES=value."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["CDROP_STREAM_BYTES"] = value
-    proc = subprocess.run(
-        [sys.executable, "-c", "import cdrop; print(cdrop.show_config()['nt_store_bytes'])"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_python("import cdrop; print(cdrop.show_config()['nt_store_bytes'])", cwd,
+                      env={"CDROP_STREAM_BYTES": value}, check=True)
     return int(proc.stdout.strip()), proc.stderr
 
 

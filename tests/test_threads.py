@@ -1,101 +1,18 @@
-"""Threads: concurrent Python callers, the package seed stream, thread-count settings, fork."""
-import hashlib
+"""The thread count: its API and environment, results that do not depend on it, and fork().
+
+Calls come from one Python thread at a time (several at once: test_concurrency.py; the same
+result for any thread count on every kernel path, within one process: test_determinism.py).
+"""
 import multiprocessing
 import os
-import subprocess
-import sys
-import textwrap
-from concurrent.futures import ThreadPoolExecutor
+import signal
+import warnings
 
 import numpy as np
 import pytest
 
 import cdrop
-import reference
-from helpers import assert_bits_equal
-
-N = 2**20
-
-
-def _digest(a):
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------
-# Concurrent callers
-# ---------------------------------------------------------------------------------------------
-def test_concurrent_calls_from_python_threads():
-    n_workers, n_calls = 8, 20
-    rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal(N).astype(np.float32 if w % 2 else np.float64)
-              for w in range(n_workers)]
-    seeds = [[1000 * w + c for c in range(n_calls)] for w in range(n_workers)]
-    # serial results, one thread each
-    serial = [[_digest(cdrop.dropout(inputs[w], 0.5, seed=s, num_threads=1)) for s in seeds[w]]
-              for w in range(n_workers)]
-
-    def work(w):
-        got = []
-        for c, s in enumerate(seeds[w]):
-            mode = c % 3
-            if mode == 0:
-                y = cdrop.dropout(inputs[w], 0.5, seed=s, num_threads=2)
-            elif mode == 1:
-                y = np.empty_like(inputs[w])
-                cdrop.dropout(inputs[w], 0.5, seed=s, num_threads=2, out=y)
-            else:
-                y = inputs[w].copy()
-                cdrop.dropout(y, 0.5, seed=s, num_threads=2, inplace=True)
-            got.append(_digest(y))
-        return got
-
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        results = list(pool.map(work, range(n_workers)))
-    assert results == serial
-    # the serial digests are all different (distinct seeds), so the comparison has teeth
-    assert len({d for row in serial for d in row}) == n_workers * n_calls
-
-
-def test_concurrent_masks_from_python_threads():
-    def work(w):
-        return [cdrop.dropout_mask(N + 3, 0.3, seed=w, offset=c, packed=bool(c % 2),
-                                   num_threads=2).tobytes() for c in range(6)]
-
-    expected = [[cdrop.dropout_mask(N + 3, 0.3, seed=w, offset=c, packed=bool(c % 2),
-                                    num_threads=1).tobytes() for c in range(6)]
-                for w in range(6)]
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        assert list(pool.map(work, range(6))) == expected
-
-
-def test_seed_none_from_several_threads_gives_distinct_seeds():
-    base, n_workers, n_calls, n = 777, 8, 40, 256
-    cdrop.manual_seed(base)
-
-    def work(_):
-        return [cdrop.dropout_mask(n, 0.5, seed=None, packed=True).tobytes()
-                for _ in range(n_calls)]
-
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        masks = [m for row in pool.map(work, range(n_workers)) for m in row]
-    total = n_workers * n_calls
-    assert len(set(masks)) == total, "two calls received the same seed"
-    # and they are exactly the seeds derive(base, 0 .. total-1), each used once
-    expected = {cdrop.dropout_mask(n, 0.5, seed=reference.derive(base, i), packed=True).tobytes()
-                for i in range(total)}
-    assert set(masks) == expected
-
-
-def test_layers_created_concurrently_get_distinct_seeds():
-    cdrop.manual_seed(31)
-    x = np.ones(4096)
-
-    def work(_):
-        return [cdrop.Dropout(0.5)(x).tobytes() for _ in range(25)]
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        outs = [o for row in pool.map(work, range(4)) for o in row]
-    assert len(set(outs)) == 100
+from helpers import assert_bits_equal, digest, run_python
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,34 +39,33 @@ def test_default_is_capped_by_cpu_count_without_omp_env():
     assert 1 <= n <= cpus
 
 
-def _run_python(code, tmp_path, **env_changes):
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)  # nothing may put the source tree on the path
-    for k, v in env_changes.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
 @pytest.mark.parametrize("omp", ["1", "2"])
 def test_get_num_threads_honours_omp_num_threads(tmp_path, omp):
-    out = _run_python("""
+    proc = run_python("""
         import numpy as np, cdrop, hashlib
         y = cdrop.dropout(np.arange(3 * 2**20, dtype=np.float32), 0.5, seed=5)
         print(cdrop.get_num_threads(), cdrop.__file__, hashlib.sha256(y.tobytes()).hexdigest())
-    """, tmp_path, OMP_NUM_THREADS=omp)
-    nthreads, where, digest = out.split()
+    """, tmp_path, env={"OMP_NUM_THREADS": omp}, check=True)
+    nthreads, where, child_digest = proc.stdout.split()
     # A build without OpenMP runs serially whatever the environment says.
     expected = int(omp) if cdrop.show_config()["openmp"] else 1
     assert int(nthreads) == expected
     assert os.path.realpath(where) == os.path.realpath(cdrop.__file__)
     y = cdrop.dropout(np.arange(3 * 2**20, dtype=np.float32), 0.5, seed=5)
-    assert digest == _digest(y)
+    assert child_digest == digest(y)
+
+
+def test_results_identical_across_processes_with_different_thread_counts(tmp_path):
+    proc = run_python("""
+        import numpy as np, cdrop, hashlib
+        x = np.linspace(-1, 1, 3 * 2**20 + 7)
+        y = cdrop.dropout(x, 0.3, seed=9, offset=11)
+        print(hashlib.sha256(y.tobytes()).hexdigest())
+    """, tmp_path, env={"OMP_NUM_THREADS": "1"}, check=True)
+    x = np.linspace(-1, 1, 3 * 2**20 + 7)
+    assert proc.stdout.strip() == digest(cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=2))
+    assert_bits_equal(cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=2),
+                      cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +78,7 @@ def _child_job():
     x = np.arange(BIG, dtype=np.float32)
     y = cdrop.dropout(x, 0.5, seed=3, num_threads=2)
     m = cdrop.dropout_mask(BIG, 0.5, seed=3, num_threads=2, packed=True)
-    return _digest(y), _digest(m), bool(cdrop.show_config()["serial_only"])
+    return digest(y), digest(m), bool(cdrop.show_config()["serial_only"])
 
 
 def _child_process_main(conn):
@@ -176,7 +92,7 @@ def _parent_uses_openmp():
     x = np.arange(BIG, dtype=np.float32)
     y = cdrop.dropout(x, 0.5, seed=3, num_threads=2)  # a parallel region in the parent
     m = cdrop.dropout_mask(BIG, 0.5, seed=3, num_threads=2, packed=True)
-    return _digest(y), _digest(m)
+    return digest(y), digest(m)
 
 
 def _fork_ctx():
@@ -228,24 +144,45 @@ def test_fork_pool_workers_do_not_hang():
     assert cdrop.show_config()["serial_only"] is False
 
 
-def test_results_identical_across_processes_with_different_thread_counts(tmp_path):
-    out = _run_python("""
-        import numpy as np, cdrop, hashlib
-        x = np.linspace(-1, 1, 3 * 2**20 + 7)
-        y = cdrop.dropout(x, 0.3, seed=9, offset=11)
-        print(hashlib.sha256(y.tobytes()).hexdigest())
-    """, tmp_path, OMP_NUM_THREADS="1")
-    x = np.linspace(-1, 1, 3 * 2**20 + 7)
-    assert out == _digest(cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=2))
-    assert_bits_equal(cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=2),
-                      cdrop.dropout(x, 0.3, seed=9, offset=11, num_threads=1))
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_reports_one_thread():
+    r, w = os.pipe()
+    with warnings.catch_warnings():  # Python >= 3.12 warns about fork() with threads running
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # child: report and leave without running the parent's cleanup
+        os.close(r)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            msg = f"{cdrop.get_num_threads()} {cdrop.show_config()['max_threads']}"
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert data == "1 1"
 
 
-@pytest.mark.parametrize("path", ["portable", "auto"])
-def test_cdrop_kernel_environment_variable(tmp_path, path):
-    out = _run_python("""
-        import cdrop
-        print(cdrop.show_config()["simd"])
-    """, tmp_path, CDROP_KERNEL=path)
-    expected = "portable" if path == "portable" else cdrop._kernels.set_path("auto")
-    assert out == expected
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_can_use_a_layer_whose_lock_a_parent_thread_held():
+    # A thread inside forward() at fork time must not leave the child's copy of the layer's
+    # lock held forever (the child's first forward() would hang).
+    layer = cdrop.Dropout(0.5, seed=3)
+    layer._lock.acquire()  # as if another thread were inside forward() when the process forks
+    try:
+        with warnings.catch_warnings():  # Python >= 3.12 warns about fork() with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # child: must not hang; exit code 0 only if the call works
+            code = 1
+            try:
+                signal.alarm(20)
+                y = layer(np.ones(8))
+                code = 0 if y.shape == (8,) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        layer._lock.release()

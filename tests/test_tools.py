@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 import cdrop
+from helpers import child_env, run_python
 
 SCRIPT = Path(__file__).resolve().parent / "tools" / "mask_stream.py"
 
 
-def _run(args, tmp_path, **kw):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], check=False, cwd=tmp_path,
-                          capture_output=True, timeout=120, **kw)
+def _run(args, tmp_path):
+    return run_python([SCRIPT, *args], tmp_path, text=False)
 
 
 def test_mask_stream_is_the_packed_mask(tmp_path):
@@ -46,7 +46,8 @@ def test_mask_stream_stops_quietly_when_the_reader_leaves(tmp_path):
     # done.  The script must exit 0 without a traceback (BrokenPipeError handled).
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--seed", "3",
                              "--chunk-bytes", "65536"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=tmp_path, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = proc.stdout.read(1 << 20)
     proc.stdout.close()
     err = proc.stderr.read()
