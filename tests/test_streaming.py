@@ -2,7 +2,7 @@
 
 Out-of-place calls on contiguous arrays whose output has at least
 ``_kernels.get_stream_bytes()`` bytes use a kernel with non-temporal stores on the AVX-512
-path (cdrop_kernels.h, "Streaming out-of-place apply").  It writes the same bits as every other
+path (cdrop/_src/consumer_stream.inc.h).  It writes the same bits as every other
 kernel, and is checked here where it differs from them:
 
 * the destination may start at any element past a 64-byte boundary (NumPy aligns to 16 bytes),
