@@ -16,6 +16,7 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
 
 import os as _os
 
+from . import _hardware
 from ._dropout import dropout, dropout_mask
 from ._layer import Dropout
 from ._seed import manual_seed
@@ -43,6 +44,7 @@ if _os.environ.get("CDROP_KERNEL"):
 
         _warnings.warn(f"CDROP_KERNEL ignored: {_exc}", RuntimeWarning, stacklevel=2)
 
+_kernels.set_stream_bytes(_hardware.stream_bytes())
 # CDROP_STREAM_BYTES=N: out-of-place calls with outputs of at least N bytes use non-temporal
 # stores where the kernel path has them (default: half the L3 cache, at least 4 MiB).
 if _os.environ.get("CDROP_STREAM_BYTES"):
