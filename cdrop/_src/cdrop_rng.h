@@ -54,7 +54,10 @@ static inline uint64_t cdrop_key(uint64_t seed) { return cdrop_hash64(seed); }
 /* A derived seed: used by the Python layer for per-call seeds (layer seed, call counter) and
  * for the package stream (base seed, draw counter).  XOR of a hashed counter, then hash again:
  * not additive, so two bases never give shifted copies of one sequence. */
-static inline uint64_t cdrop_derive(uint64_t a, uint64_t b) { return cdrop_hash64(a ^ cdrop_hash64(b)); }
+static inline uint64_t cdrop_derive(uint64_t a, uint64_t b)
+{
+    return cdrop_hash64(a ^ cdrop_hash64(b));
+}
 
 /* Keep threshold for a drop probability 0 < p < 1: an element is kept iff its draw < thr
  * (docs/rng.md, section 6).  keep = 1 - p is a multiple of 2^-53 below 1, so keep * 2^32 + 0.5

@@ -48,6 +48,9 @@ static inline int64_t cdrop_in_block(uint64_t g, int64_t remaining)
 }
 
 /* x rounded up to a multiple of `gran` (a power of two). */
-static inline int64_t cdrop_round_up(int64_t x, int64_t gran) { return (x + gran - 1) & ~(gran - 1); }
+static inline int64_t cdrop_round_up(int64_t x, int64_t gran)
+{
+    return (x + gran - 1) & ~(gran - 1);
+}
 
 #endif /* CDROP_CHUNKS_H */

@@ -29,11 +29,11 @@ typedef struct {
     const CDROP_T *src;
     CDROP_T *dst;
     CDROP_V sc;
-    CDROP_V carry;   /* the previous result vector */
-    __m512i idx;     /* isa_carry_idx(m) */
-    uint32_t head;   /* lanes 0 .. W - m - 1: the first, partial, vector */
-    int m;           /* the destination's elements past a 64-byte boundary, 0 .. W - 1 */
-    int started;     /* a vector has been stored in this run */
+    CDROP_V carry; /* the previous result vector */
+    __m512i idx;   /* isa_carry_idx(m) */
+    uint32_t head; /* lanes 0 .. W - m - 1: the first, partial, vector */
+    int m;         /* the destination's elements past a 64-byte boundary, 0 .. W - 1 */
+    int started;   /* a vector has been stored in this run */
 } CDROP_N(cdrop_state);
 
 static inline void CDROP_N(cdrop_begin)(CDROP_N(cdrop_state) *st, const cdrop_args *a, int64_t i0)

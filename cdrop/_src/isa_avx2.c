@@ -75,7 +75,10 @@ static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
     _mm256_storeu_si256((__m256i *)&out[8], cdrop_step8(&v->b0, &v->b1, &v->b2, &v->b3));
 }
 
-static inline isa_top isa_top_of(uint32_t thr) { return _mm256_set1_epi8((char)((thr >> 24) ^ 0x80u)); }
+static inline isa_top isa_top_of(uint32_t thr)
+{
+    return _mm256_set1_epi8((char)((thr >> 24) ^ 0x80u));
+}
 
 static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
 {
@@ -146,7 +149,7 @@ static inline uint64_t isa_keep_bits(isa_mask m)
 #include "ops.inc.h"
 
 const cdrop_kernel_fn cdrop_ops_avx2[CDROP_N_OPS] = {
-    cdrop_kernel_f32, cdrop_kernel_f64, cdrop_kernel_u8,
+    cdrop_kernel_f32,  cdrop_kernel_f64, cdrop_kernel_u8,
     cdrop_kernel_bits, cdrop_kernel_f32, cdrop_kernel_f64,
 };
 

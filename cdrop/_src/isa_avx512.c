@@ -33,7 +33,8 @@ typedef __m512i isa_top;
 /* One xoshiro128++ step of the 16 lanes; the same statements as cdrop_lanes_next. */
 static inline __m512i cdrop_step16(isa_lanes *v)
 {
-    const __m512i out = _mm512_add_epi32(_mm512_rol_epi32(_mm512_add_epi32(v->s0, v->s3), 7), v->s0);
+    const __m512i out =
+        _mm512_add_epi32(_mm512_rol_epi32(_mm512_add_epi32(v->s0, v->s3), 7), v->s0);
     const __m512i t = _mm512_slli_epi32(v->s1, 9);
     v->s2 = _mm512_xor_si512(v->s2, v->s0);
     v->s3 = _mm512_xor_si512(v->s3, v->s1);
@@ -63,7 +64,10 @@ static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
     _mm512_storeu_si512((void *)out, cdrop_step16(v));
 }
 
-static inline isa_top isa_top_of(uint32_t thr) { return _mm512_set1_epi8((char)((thr >> 24) ^ 0x80u)); }
+static inline isa_top isa_top_of(uint32_t thr)
+{
+    return _mm512_set1_epi8((char)((thr >> 24) ^ 0x80u));
+}
 
 static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
 {
@@ -117,15 +121,22 @@ static inline uint64_t isa_keep_bits(isa_mask m) { return m; }
 /* The streaming consumers: non-temporal stores, with the primitives they need. */
 static inline void isa_stream_f32(float *p, __m512 x) { _mm512_stream_ps(p, x); }
 static inline void isa_stream_f64(double *p, __m512d x) { _mm512_stream_pd(p, x); }
-static inline void isa_mstore_f32(float *p, uint32_t k, __m512 x) { _mm512_mask_storeu_ps(p, (__mmask16)k, x); }
-static inline void isa_mstore_f64(double *p, uint32_t k, __m512d x) { _mm512_mask_storeu_pd(p, (__mmask8)k, x); }
+static inline void isa_mstore_f32(float *p, uint32_t k, __m512 x)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)k, x);
+}
+static inline void isa_mstore_f64(double *p, uint32_t k, __m512d x)
+{
+    _mm512_mask_storeu_pd(p, (__mmask8)k, x);
+}
 
 /* For a destination m elements past a 64-byte boundary: the permutation that takes the last m
  * elements of the previous result and the first VEC - m of the current one (vpermt2ps/pd). */
 static inline __m512i isa_carry_idx_f32(int m)
 {
-    return _mm512_add_epi32(_mm512_set1_epi32(16 - m),
-                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm512_add_epi32(
+        _mm512_set1_epi32(16 - m),
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
 static inline __m512i isa_carry_idx_f64(int m)
@@ -162,7 +173,7 @@ static inline __m512d isa_carry_f64(__m512d prev, __m512i idx, __m512d cur)
 #include "walk.inc.h"
 
 const cdrop_kernel_fn cdrop_ops_avx512[CDROP_N_OPS] = {
-    cdrop_kernel_f32, cdrop_kernel_f64, cdrop_kernel_u8,
+    cdrop_kernel_f32,  cdrop_kernel_f64,   cdrop_kernel_u8,
     cdrop_kernel_bits, cdrop_kernel_f32nt, cdrop_kernel_f64nt,
 };
 

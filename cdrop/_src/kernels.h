@@ -67,11 +67,11 @@ typedef struct {
     cdrop_kernel_fn fn;   /* CONTIG: the kernel */
     cdrop_kernel_fn keep; /* STRIDED, BANDS: the table's CDROP_OP_U8 kernel */
     cdrop_args args;
-    int64_t n;            /* elements */
-    int64_t gran;         /* CONTIG: chunk starts are rounded up to a multiple of this */
-    int walk;             /* CDROP_WALK_* */
-    int op;               /* STRIDED, BANDS: CDROP_OP_F32 or CDROP_OP_F64 */
-    int ndim;             /* STRIDED, BANDS: the merged layout (no length-1 axes) */
+    int64_t n;    /* elements */
+    int64_t gran; /* CONTIG: chunk starts are rounded up to a multiple of this */
+    int walk;     /* CDROP_WALK_* */
+    int op;       /* STRIDED, BANDS: CDROP_OP_F32 or CDROP_OP_F64 */
+    int ndim;     /* STRIDED, BANDS: the merged layout (no length-1 axes) */
     int64_t shape[CDROP_MAX_DIMS], sstr[CDROP_MAX_DIMS], dstr[CDROP_MAX_DIMS]; /* bytes */
 } cdrop_job;
 

@@ -42,7 +42,8 @@ static inline void cdrop_step_keeps(uint8_t keep[CDROP_GROUP], const uint32_t ou
                                     int k0, int k1, uint32_t thr, uint64_t key, uint64_t g)
 {
     uint8_t bytes[CDROP_GROUP];
-    const uint8_t top = (uint8_t)((thr >> 24) ^ 0x80u); /* compare bytes with their top bit flipped */
+    const uint8_t top =
+        (uint8_t)((thr >> 24) ^ 0x80u); /* compare bytes with their top bit flipped */
     int ties = 0;
     cdrop_step_bytes(bytes, out);
     /* (b ^ 0x80) < T  <=>  (int8)b < (int8)(T ^ 0x80), as in the SIMD code */

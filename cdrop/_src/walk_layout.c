@@ -10,8 +10,8 @@
 #include "kernels.h"
 
 /* Elements [0, n) of a run: byte strides is/id, element r's keep flag keep[r * ks]. */
-static void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd,
-                            int64_t id, const uint8_t *keep, int64_t ks, int64_t n)
+static void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
+                            const uint8_t *keep, int64_t ks, int64_t n)
 {
     if (job->op == CDROP_OP_F64)
         cdrop_run_f64(ps, is, pd, id, keep, ks, n, job->args.scale);
@@ -88,7 +88,8 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
  * column, 4 MiB apart, for 32 elements only). */
 static int64_t cdrop_band_rows(int64_t C)
 {
-    return (C > 0 && C * CDROP_BAND_ROWS < CDROP_BAND_BYTES) ? CDROP_BAND_BYTES / C : CDROP_BAND_ROWS;
+    return (C > 0 && C * CDROP_BAND_ROWS < CDROP_BAND_BYTES) ? CDROP_BAND_BYTES / C
+                                                             : CDROP_BAND_ROWS;
 }
 
 int64_t cdrop_band_count(const cdrop_job *job)
@@ -134,7 +135,8 @@ static void cdrop_band(const cdrop_job *job, int64_t b, uint8_t *keep)
      * 4 KiB; otherwise tiles of columns, one range per row segment, rows stored with a padded
      * pitch.  Not whole: then nr <= CDROP_BAND_ROWS (cdrop_band_rows), so cb >= 1984. */
     const int whole = nr * C <= CDROP_BAND_BYTES && (C % 4096 != 0 || nr == 1);
-    const int64_t cb = whole ? C : (CDROP_BAND_BYTES / nr - 64 < C ? CDROP_BAND_BYTES / nr - 64 : C);
+    const int64_t cb =
+        whole ? C : (CDROP_BAND_BYTES / nr - 64 < C ? CDROP_BAND_BYTES / nr - 64 : C);
     for (int64_t c0 = 0; c0 < C; c0 += cb) {
         const int64_t cn = C - c0 < cb ? C - c0 : cb;
         const int64_t pitch = whole ? C : cn + 64;
