@@ -14,12 +14,7 @@
 #include "kernels.h"
 #include "producer_scalar.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#endif
+CDROP_TARGET_PUSH("avx2")
 
 typedef struct {
     __m256i a0, a1, a2, a3; /* state words 0-3 of lanes 0-7 */
@@ -30,30 +25,21 @@ typedef struct {
 } isa_mask;
 typedef __m256i isa_top;
 
-static inline __m256i cdrop_rotl256(__m256i x, int k)
+/* 32-bit lane primitives of the xoshiro step: eight lanes */
+typedef __m256i isa_u32v;
+static inline __m256i isa_add32(__m256i a, __m256i b) { return _mm256_add_epi32(a, b); }
+static inline __m256i isa_xor(__m256i a, __m256i b) { return _mm256_xor_si256(a, b); }
+static inline __m256i isa_shl32(__m256i x, int k) { return _mm256_slli_epi32(x, k); }
+static inline __m256i isa_rotl32(__m256i x, int k)
 {
     return _mm256_or_si256(_mm256_slli_epi32(x, k), _mm256_srli_epi32(x, 32 - k));
 }
-
-/* One xoshiro128++ step of 8 lanes; the same statements as cdrop_lanes_next. */
-static inline __m256i cdrop_step8(__m256i *s0, __m256i *s1, __m256i *s2, __m256i *s3)
-{
-    const __m256i out = _mm256_add_epi32(cdrop_rotl256(_mm256_add_epi32(*s0, *s3), 7), *s0);
-    const __m256i t = _mm256_slli_epi32(*s1, 9);
-    *s2 = _mm256_xor_si256(*s2, *s0);
-    *s3 = _mm256_xor_si256(*s3, *s1);
-    *s1 = _mm256_xor_si256(*s1, *s2);
-    *s0 = _mm256_xor_si256(*s0, *s3);
-    *s2 = _mm256_xor_si256(*s2, t);
-    *s3 = cdrop_rotl256(*s3, 11);
-    return out;
-}
+#include "xoshiro.inc.h"
 
 static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
 {
     cdrop_lanes st;
-    const uint32_t j = (uint32_t)(g & (CDROP_BLOCK - 1));
-    cdrop_lanes_seed(&st, key, g >> CDROP_BLOCK_BITS);
+    const uint32_t j = cdrop_block_seed(&st, key, g);
     v->a0 = _mm256_loadu_si256((const __m256i *)&st.s[0][0]);
     v->a1 = _mm256_loadu_si256((const __m256i *)&st.s[1][0]);
     v->a2 = _mm256_loadu_si256((const __m256i *)&st.s[2][0]);
@@ -63,16 +49,16 @@ static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
     v->b2 = _mm256_loadu_si256((const __m256i *)&st.s[2][8]);
     v->b3 = _mm256_loadu_si256((const __m256i *)&st.s[3][8]);
     for (uint32_t q = 0; q < j / CDROP_GROUP; q++) {
-        (void)cdrop_step8(&v->a0, &v->a1, &v->a2, &v->a3);
-        (void)cdrop_step8(&v->b0, &v->b1, &v->b2, &v->b3);
+        (void)cdrop_xoshiro_step(&v->a0, &v->a1, &v->a2, &v->a3);
+        (void)cdrop_xoshiro_step(&v->b0, &v->b1, &v->b2, &v->b3);
     }
     return j;
 }
 
 static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
 {
-    _mm256_storeu_si256((__m256i *)&out[0], cdrop_step8(&v->a0, &v->a1, &v->a2, &v->a3));
-    _mm256_storeu_si256((__m256i *)&out[8], cdrop_step8(&v->b0, &v->b1, &v->b2, &v->b3));
+    _mm256_storeu_si256((__m256i *)&out[0], cdrop_xoshiro_step(&v->a0, &v->a1, &v->a2, &v->a3));
+    _mm256_storeu_si256((__m256i *)&out[8], cdrop_xoshiro_step(&v->b0, &v->b1, &v->b2, &v->b3));
 }
 
 static inline isa_top isa_top_of(uint32_t thr)
@@ -82,8 +68,8 @@ static inline isa_top isa_top_of(uint32_t thr)
 
 static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
 {
-    const __m256i u[2] = {cdrop_step8(&v->a0, &v->a1, &v->a2, &v->a3),
-                          cdrop_step8(&v->b0, &v->b1, &v->b2, &v->b3)};
+    const __m256i u[2] = {cdrop_xoshiro_step(&v->a0, &v->a1, &v->a2, &v->a3),
+                          cdrop_xoshiro_step(&v->b0, &v->b1, &v->b2, &v->b3)};
     isa_mask m;
     for (int h = 0; h < 2; h++) {
         if (exact) /* drop unless byte < top: ties included */
@@ -146,16 +132,8 @@ static inline uint64_t isa_keep_bits(isa_mask m)
              (uint64_t)(uint32_t)_mm256_movemask_epi8(m.drop[1]) << 32);
 }
 
+#define CDROP_ISA_TABLE cdrop_ops_avx2
 #include "ops.inc.h"
 
-const cdrop_kernel_fn cdrop_ops_avx2[CDROP_N_OPS] = {
-    cdrop_kernel_f32,  cdrop_kernel_f64, cdrop_kernel_u8,
-    cdrop_kernel_bits, cdrop_kernel_f32, cdrop_kernel_f64,
-};
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+CDROP_TARGET_POP()
 #endif /* CDROP_HAVE_X86_SIMD */

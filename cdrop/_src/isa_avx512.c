@@ -17,12 +17,7 @@
 #include "kernels.h"
 #include "producer_scalar.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw")
-#endif
+CDROP_TARGET_PUSH("avx512f,avx512bw")
 
 typedef struct {
     __m512i s0, s1, s2, s3; /* state word w of lane l is 32-bit element l of s<w> */
@@ -30,26 +25,27 @@ typedef struct {
 typedef uint64_t isa_mask; /* bit k: element k of the step is kept (or ties, when not exact) */
 typedef __m512i isa_top;
 
-/* One xoshiro128++ step of the 16 lanes; the same statements as cdrop_lanes_next. */
+/* 32-bit lane primitives of the xoshiro step: all 16 lanes */
+typedef __m512i isa_u32v;
+static inline __m512i isa_add32(__m512i a, __m512i b) { return _mm512_add_epi32(a, b); }
+static inline __m512i isa_xor(__m512i a, __m512i b) { return _mm512_xor_si512(a, b); }
+static inline __m512i isa_shl32(__m512i x, int k) { return _mm512_slli_epi32(x, k); }
+/* always_inline: vprold takes an immediate, so k must be a constant where it is used */
+static inline __attribute__((always_inline)) __m512i isa_rotl32(__m512i x, int k)
+{
+    return _mm512_rol_epi32(x, k);
+}
+#include "xoshiro.inc.h"
+
 static inline __m512i cdrop_step16(isa_lanes *v)
 {
-    const __m512i out =
-        _mm512_add_epi32(_mm512_rol_epi32(_mm512_add_epi32(v->s0, v->s3), 7), v->s0);
-    const __m512i t = _mm512_slli_epi32(v->s1, 9);
-    v->s2 = _mm512_xor_si512(v->s2, v->s0);
-    v->s3 = _mm512_xor_si512(v->s3, v->s1);
-    v->s1 = _mm512_xor_si512(v->s1, v->s2);
-    v->s0 = _mm512_xor_si512(v->s0, v->s3);
-    v->s2 = _mm512_xor_si512(v->s2, t);
-    v->s3 = _mm512_rol_epi32(v->s3, 11);
-    return out;
+    return cdrop_xoshiro_step(&v->s0, &v->s1, &v->s2, &v->s3);
 }
 
 static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
 {
     cdrop_lanes st;
-    const uint32_t j = (uint32_t)(g & (CDROP_BLOCK - 1));
-    cdrop_lanes_seed(&st, key, g >> CDROP_BLOCK_BITS);
+    const uint32_t j = cdrop_block_seed(&st, key, g);
     v->s0 = _mm512_loadu_si512((const void *)&st.s[0][0]);
     v->s1 = _mm512_loadu_si512((const void *)&st.s[1][0]);
     v->s2 = _mm512_loadu_si512((const void *)&st.s[2][0]);
@@ -116,8 +112,6 @@ static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)
 
 static inline uint64_t isa_keep_bits(isa_mask m) { return m; }
 
-#include "ops.inc.h"
-
 /* The streaming consumers: non-temporal stores, with the primitives they need. */
 static inline void isa_stream_f32(float *p, __m512 x) { _mm512_stream_ps(p, x); }
 static inline void isa_stream_f64(double *p, __m512d x) { _mm512_stream_pd(p, x); }
@@ -154,32 +148,9 @@ static inline __m512d isa_carry_f64(__m512d prev, __m512i idx, __m512d cur)
     return _mm512_permutex2var_pd(prev, idx, cur);
 }
 
-#define CDROP_T float
-#define CDROP_SFX f32
-#include "consumer_stream.inc.h"
-#undef CDROP_T
-#undef CDROP_SFX
-#define CDROP_T double
-#define CDROP_SFX f64
-#include "consumer_stream.inc.h"
-#undef CDROP_T
-#undef CDROP_SFX
+#define CDROP_ISA_TABLE cdrop_ops_avx512
+#define CDROP_ISA_STREAMS 1
+#include "ops.inc.h"
 
-#define CDROP_OP f32nt
-#define CDROP_OP_FINAL 1
-#include "walk.inc.h"
-#define CDROP_OP f64nt
-#define CDROP_OP_FINAL 1
-#include "walk.inc.h"
-
-const cdrop_kernel_fn cdrop_ops_avx512[CDROP_N_OPS] = {
-    cdrop_kernel_f32,  cdrop_kernel_f64,   cdrop_kernel_u8,
-    cdrop_kernel_bits, cdrop_kernel_f32nt, cdrop_kernel_f64nt,
-};
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+CDROP_TARGET_POP()
 #endif /* CDROP_HAVE_X86_SIMD */

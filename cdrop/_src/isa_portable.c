@@ -92,10 +92,5 @@ static inline uint64_t isa_keep_bits(isa_mask m)
     return bits;
 }
 
+#define CDROP_ISA_TABLE cdrop_ops_portable
 #include "ops.inc.h"
-
-/* No streaming stores here: the NT entries are the ordinary kernels. */
-const cdrop_kernel_fn cdrop_ops_portable[CDROP_N_OPS] = {
-    cdrop_kernel_f32,  cdrop_kernel_f64, cdrop_kernel_u8,
-    cdrop_kernel_bits, cdrop_kernel_f32, cdrop_kernel_f64,
-};

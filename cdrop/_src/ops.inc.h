@@ -1,19 +1,27 @@
 /*
  * ops.inc.h -- every operation's kernel for the instruction set of the file that includes it
- * (after its primitives): the consumers, then one walk.inc.h per operation.  A new operation is
- * a consumer and two lines here (and an entry in the tables of the isa_*.c files).
+ * (after its primitives), and its kernel table CDROP_ISA_TABLE: the consumers, then one
+ * walk.inc.h per operation.  CDROP_ISA_STREAMS: the instruction set has the streaming
+ * (non-temporal store) primitives of consumer_stream.inc.h.  A new operation is a consumer, two
+ * lines here and an entry in the table.
  */
 #include "consumer_mask.inc.h"
 
 #define CDROP_T float
 #define CDROP_SFX f32
 #include "consumer_float.inc.h"
+#ifdef CDROP_ISA_STREAMS
+#include "consumer_stream.inc.h"
+#endif
 #undef CDROP_T
 #undef CDROP_SFX
 
 #define CDROP_T double
 #define CDROP_SFX f64
 #include "consumer_float.inc.h"
+#ifdef CDROP_ISA_STREAMS
+#include "consumer_stream.inc.h"
+#endif
 #undef CDROP_T
 #undef CDROP_SFX
 
@@ -25,3 +33,21 @@
 #include "walk.inc.h"
 #define CDROP_OP bits
 #include "walk.inc.h"
+
+#ifdef CDROP_ISA_STREAMS
+#define CDROP_OP f32nt
+#define CDROP_OP_FINAL 1
+#include "walk.inc.h"
+#define CDROP_OP f64nt
+#define CDROP_OP_FINAL 1
+#include "walk.inc.h"
+#endif
+
+const cdrop_kernel_fn CDROP_ISA_TABLE[CDROP_N_OPS] = {
+    cdrop_kernel_f32,   cdrop_kernel_f64,   cdrop_kernel_u8, cdrop_kernel_bits,
+#ifdef CDROP_ISA_STREAMS
+    cdrop_kernel_f32nt, cdrop_kernel_f64nt,
+#else /* no streaming stores: the ordinary kernels */
+    cdrop_kernel_f32, cdrop_kernel_f64,
+#endif
+};

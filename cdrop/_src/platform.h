@@ -22,6 +22,18 @@ static inline int omp_get_max_threads(void) { return 1; }
 #define CDROP_HAVE_X86_SIMD 0
 #endif
 
+/* Compile the functions that follow for a target instruction set (GCC's and Clang's spellings),
+ * up to CDROP_TARGET_POP(): the whole of isa_avx2.c and isa_avx512.c. */
+#define CDROP_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define CDROP_TARGET_PUSH(t)                                                                       \
+    CDROP_PRAGMA(clang attribute push(__attribute__((target(t))), apply_to = function))
+#define CDROP_TARGET_POP() CDROP_PRAGMA(clang attribute pop)
+#else
+#define CDROP_TARGET_PUSH(t) CDROP_PRAGMA(GCC push_options) CDROP_PRAGMA(GCC target(t))
+#define CDROP_TARGET_POP() CDROP_PRAGMA(GCC pop_options)
+#endif
+
 /* Kernel paths, as reported by cdrop.show_config()["simd"]. */
 #define CDROP_PATH_PORTABLE 0
 #define CDROP_PATH_AVX2 1

@@ -11,13 +11,20 @@
 
 #include "cdrop_rng.h"
 
+/* Seed the lanes of the block holding global index g; returns g's position in its block.  The
+ * caller then skips j / CDROP_GROUP steps (in whichever registers it keeps the lanes). */
+static inline uint32_t cdrop_block_seed(cdrop_lanes *st, uint64_t key, uint64_t g)
+{
+    cdrop_lanes_seed(st, key, g >> CDROP_BLOCK_BITS);
+    return (uint32_t)(g & (CDROP_BLOCK - 1));
+}
+
 /* Seed the lanes of the block holding global index g and advance them to the step (group of
  * 64 elements) that contains g.  Returns g's position in its block. */
 static inline uint32_t cdrop_lanes_at(cdrop_lanes *st, uint64_t key, uint64_t g)
 {
-    const uint32_t j = (uint32_t)(g & (CDROP_BLOCK - 1));
+    const uint32_t j = cdrop_block_seed(st, key, g);
     uint32_t out[CDROP_LANES];
-    cdrop_lanes_seed(st, key, g >> CDROP_BLOCK_BITS);
     for (uint32_t q = 0; q < j / CDROP_GROUP; q++)
         cdrop_lanes_next(st, out);
     return j;

@@ -125,7 +125,11 @@ static void CDROP_K(cdrop_kernel)(const cdrop_args *a, int64_t lo, int64_t hi)
         }
         if (end - i >= CDROP_GROUP) {
             const int64_t nsteps = (end - i) / CDROP_GROUP;
+#if CDROP_OP_FINAL /* ties settled in the loop: no records */
+            (void)CDROP_K(cdrop_steps)(&v, a, i, nsteps, NULL, NULL, 0, 0);
+#else
             nrec = CDROP_K(cdrop_steps)(&v, a, i, nsteps, &tie[cur], &tie[!cur], nprev, prev_base);
+#endif
             nprev = 0; /* settled by the steps */
             rec_base = i;
             i += nsteps * CDROP_GROUP;
