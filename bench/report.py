@@ -589,8 +589,10 @@ def main(argv=None):
     start = time.perf_counter()
 
     results, skipped, lines = {}, {}, []
-    print(f"cdrop {cdrop.show_config()['version']} ({cdrop.__file__}); {args.dtype}, p = {args.p}, "
-          f"threads {threads_list}, sizes {', '.join(f'{n:,}' for n in sizes)}", flush=True)
+    cfg = cdrop.show_config()
+    print(f"cdrop {cfg['version']} ({cdrop.__file__}), kernel path {cfg['simd']}; {args.dtype}, "
+          f"p = {args.p}, threads {threads_list}, sizes {', '.join(f'{n:,}' for n in sizes)}",
+          flush=True)
     if out_dir is None:
         print("--check: the tables and the target checklist only; no file is written",
               flush=True)
