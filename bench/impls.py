@@ -13,6 +13,7 @@ between rounds (see `IN_PLACE`).  Implementations whose peer library is missing 
 import numpy as np
 
 import cdrop
+from cdrop._bench import textbook_dropout
 
 
 class Unavailable(Exception):
@@ -62,16 +63,9 @@ def cdrop_backward(x, p, threads):
 
 def numpy_reference(x, p, threads):
     """The textbook NumPy dropout, as tutorials write it (float64 uniforms, bool mask, two
-    multiplications' worth of temporaries).  NumPy runs on one thread whatever `threads` is."""
-    keep_prob = 1.0 - p
-
-    def run():
-        mask = np.random.rand(*x.shape) < keep_prob
-        out = x * mask
-        out /= keep_prob
-        return out
-
-    return run
+    multiplications' worth of temporaries): `cdrop._bench.textbook_dropout`, which the `cdrop`
+    command compares with too.  NumPy runs on one thread whatever `threads` is."""
+    return lambda: textbook_dropout(x, p)
 
 
 def numpy_fast(x, p, threads):
@@ -136,6 +130,23 @@ def floor_copy(x, p, threads):
     """np.copyto: memcpy, read x and write another array."""
     out = np.empty_like(x)
     return lambda: np.copyto(out, x)
+
+
+def omp_floor():
+    """cdrop's OpenMP `x *= c` over the chunks its kernels use: `f(x, c, num_threads)` for a
+    C-contiguous float32 `x`.  NumPy runs on one thread, so this is the bandwidth floor for
+    more than one."""
+    from cdrop import _kernels
+
+    return _kernels._scale_inplace
+
+
+def floor_openmp(x, p, threads):
+    """cdrop's OpenMP `x *= c` (float32 only, so not in IMPLEMENTATIONS: bench/report.py adds
+    it for float32 runs)."""
+    scale = omp_floor()
+    c = 1.0  # a multiplication by 1 keeps the data stable over rounds
+    return lambda: scale(x, c, threads)
 
 
 # name -> (factory, modifies x in place)

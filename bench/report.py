@@ -1,18 +1,28 @@
 """cdrop against NumPy and PyTorch: a Markdown report, a JSON file of medians and a plot.
 
-    python bench/report.py [--quick] [--rounds N] [--out bench/results] [--dtype float32] [--p 0.5]
+    python bench/report.py [--quick] [--check] [--rounds N] [--out DIR] [--dtype float32] [--p 0.5]
 
 Run it from the repository root with the `python` command: Python then puts bench/ (the script's
 folder), not the repository root, first on sys.path, so `import cdrop` finds the INSTALLED package
 (`pip install .`) and not the uncompiled cdrop/ folder.  Needs matplotlib for the plot (the
 `bench` extra); torch is optional (its rows are left out when it is missing).
 
+Where it writes (report.md, report.json, throughput.png): the full default run, with none of
+--quick, --rounds, --dtype, --p, rewrites the committed results in bench/results/; any other run
+writes to build/bench-report/<what differs>/ (for example build/bench-report/quick/), so that
+a quick or ad-hoc run cannot overwrite them.  --out DIR writes to DIR whatever the run (CI passes
+one; `--out bench/results` commits an ad-hoc run on purpose).  The folder is printed first.
+`--check` measures only what the speed targets need, with fewer rounds, and prints the tables
+and the target checklist without writing anything (about 20 s; with --quick, the sizes up to
+262,144 only).
+
 What it measures: every implementation of bench/impls.py (the ones bench/test_bench.py times with
-pytest-benchmark), plus `cdrop._kernels._scale_inplace` ("floor OpenMP x*=c", float32 only), at
+pytest-benchmark), plus cdrop's OpenMP `x *= c` ("floor OpenMP x*=c", float32 only), at
 sizes 1,000 to 16,777,216 elements, with 1 thread and with all the cores of the affinity mask.
 For each (size, threads) the implementations run INTERLEAVED: round r calls A, B, C, ... once
 each, then round r+1 does the same, so that a slow phase of the machine (another process, a
 frequency change) hits all of them alike.  The reported time is the median over the rounds.
+The timer is `cdrop._bench.interleaved_samples`, which the `cdrop` command uses too.
 
   * Timing: time.perf_counter around the call.  At 1,000 and 16,384 elements a call takes about
     a microsecond, so one timing covers a batch of calls and is divided by the batch size.  At
@@ -50,12 +60,14 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from impls import IMPLEMENTATIONS, IN_PLACE, Unavailable
+from impls import IMPLEMENTATIONS, Unavailable, floor_openmp
 
 import cdrop
+from cdrop._bench import interleaved_samples
 
 BENCH_DIR = Path(__file__).resolve().parent
 SIZES = (1_000, 16_384, 262_144, 4_194_304, 16_777_216)
@@ -69,6 +81,9 @@ SCHEDULE = {
     16_777_216: (21, 1),  # one round is ~0.7 s there (torch dropout alone ~0.25 s)
 }
 QUICK_SCHEDULE = {1_000: (41, 128), 16_384: (41, 8), 262_144: (101, 1)}
+# --check: the sizes that the targets read, fewer rounds
+CHECK_SCHEDULE = {1_000: (31, 128), 262_144: (61, 1), 4_194_304: (21, 1), 16_777_216: (15, 1)}
+RESULTS_DIR = BENCH_DIR / "results"  # the committed results: only a full default run writes here
 
 FLOOR = "floor np.multiply(out=x)"
 FLOOR_NEW = "floor np.multiply(x, c)"
@@ -77,33 +92,34 @@ CDROP_OOP = "cdrop out of place"
 CDROP_INPLACE = "cdrop in place"
 MASK = "cdrop mask packed"
 PEERS = ("NumPy reference", "NumPy fastest", "torch dropout")  # speed-up columns
+# --check measures what targets() reads: these at every size, and the PEERS at 4M only (the
+# only size whose targets read them; they are most of a round's time).
+CHECK_NAMES = (CDROP_INPLACE, CDROP_OOP, MASK, FLOOR, FLOOR_NEW, OMP_FLOOR)
+
+
+def check_names(n):
+    return set(CHECK_NAMES) | (set(PEERS) if n == 4_194_304 else set())
 ALL_CORES = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                 else (os.cpu_count() or 1))
 
 
-def floor_openmp(x, p, threads):
-    """cdrop's OpenMP `x *= c` (float32 only): the bandwidth floor for more than one thread."""
-    from cdrop._kernels import _scale_inplace as scale_inplace
-
-    c = 1.0  # a multiplication by 1 keeps the data stable over rounds
-    return lambda: scale_inplace(x, c, threads)
-
-
-def implementations(dtype):
+def implementations(dtype, names=None):
+    """{name: (factory, in place)} of every implementation measured for `dtype` (or of those
+    in `names`), and the set of in-place names."""
     impls = dict(IMPLEMENTATIONS)
-    in_place = set(IN_PLACE)
     if np.dtype(dtype) == np.float32:
         impls[OMP_FLOOR] = (floor_openmp, True)
-        in_place.add(OMP_FLOOR)
-    return impls, in_place
+    if names is not None:
+        impls = {name: v for name, v in impls.items() if name in names}
+    return impls, {name for name, (_, inplace) in impls.items() if inplace}
 
 
 # --- measurement ----------------------------------------------------------------------------
 
 
-def measure(n, threads, dtype, p, rounds, batch):
+def measure(n, threads, dtype, p, rounds, batch, names=None):
     """Median seconds per call of every available implementation at one (size, threads)."""
-    impls, in_place = implementations(dtype)
+    impls, in_place = implementations(dtype, names)
     pristine = np.random.default_rng(0).standard_normal(n).astype(dtype)
     # The in-place implementations' arrays, restored from `pristine` before every timing: one
     # array when a timing is one call, else one fresh copy per call of the batch (rows of
@@ -120,27 +136,16 @@ def measure(n, threads, dtype, p, rounds, batch):
             skipped[name] = str(exc)
         else:
             runs[name] = calls
-    samples = {name: [] for name in runs}
-    clock = time.perf_counter
-    for r in range(rounds + 1):  # round 0 is a warm-up, not recorded
-        for name, calls in runs.items():
-            if batch == 1:
-                # one untimed call first, so that the timed one finds its buffers, code and
-                # threads as a loop of calls does, not as the previous implementation left them
-                if name in in_place:
-                    np.copyto(work, pristine)
-                calls[0]()
-            if name in in_place:
-                np.copyto(work, pristine)
-            t0 = clock()
-            for call in calls:
-                call()
-            t = (clock() - t0) / batch
-            if r:
-                samples[name].append(t)
+    # Round 0 is a warm-up.  When a timing is one call (batch 1), it follows one untimed call
+    # of the same implementation (prime), so that it finds its buffers, code and threads as a
+    # loop of calls does, not as the previous implementation left them.
+    samples = interleaved_samples(list(runs.values()), rounds,
+                                  setups=[partial(np.copyto, work, pristine) if name in in_place
+                                          else None for name in runs],
+                                  warmup=1, prime=batch == 1)
     cdrop.set_num_threads(None)  # Dropout.backward's factory sets the package default
     out = {}
-    for name, ts in samples.items():
+    for name, ts in zip(runs, samples):
         q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
         out[name] = {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0],
                      "q3_s": q[2]}
@@ -505,44 +510,105 @@ def _tie_free(p):
     return thr & 0xFFFFFF == 0
 
 
-def main(argv=None):
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def ad_hoc_labels(args):
+    """What makes this run differ from the full default run: [] for that run only."""
+    return [label for label, differs in (
+        ("quick", args.quick), (f"rounds{args.rounds}", args.rounds is not None),
+        (args.dtype, args.dtype != "float32"), (f"p{args.p:g}", args.p != 0.5)) if differs]
+
+
+def output_folder(args):
+    """Where the report goes: --out if given; else bench/results (the committed results) for
+    the full default run, and build/bench-report/<what differs> for any other run, so that a
+    quick or ad-hoc run never overwrites the committed results by accident."""
+    if args.out is not None:
+        return args.out
+    labels = ad_hoc_labels(args)
+    if not labels:
+        return RESULTS_DIR
+    return BENCH_DIR.parent / "build" / "bench-report" / "-".join(labels)
+
+
+def parser():
+    """The command line's argparse parser."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="sizes up to 262,144 only, fewer rounds (about 15 s)")
-    ap.add_argument("--rounds", type=int, default=None,
+    ap.add_argument("--check", action="store_true",
+                    help="only what the speed targets need (cdrop in place, out of place and "
+                         "packed mask, the floors, and the peers at 4M), fewer rounds: print "
+                         "the tables and the target checklist, write no file (about 20 s)")
+    ap.add_argument("--rounds", type=_positive_int, default=None,
                     help="rounds at every size (default: 61 up to 16,384, 201 at 262,144, "
-                         "41 at 4M, 21 at 16M; --quick: 41/41/101)")
-    ap.add_argument("--out", type=Path, default=BENCH_DIR / "results",
-                    help="output folder (default: bench/results)")
+                         "41 at 4M, 21 at 16M; --quick: 41/41/101; --check: 31/61/21/15)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output folder (default: bench/results for a run with no other "
+                         "option, which rewrites the committed results; "
+                         "build/bench-report/<options> for any other run)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--p", type=float, default=0.5, help="drop probability (default 0.5)")
+    return ap
+
+
+def main(argv=None):
+    ap = parser()
     args = ap.parse_args(argv)
+    if not 0.0 <= args.p <= 1.0:
+        ap.error(f"argument --p: must be a probability in [0, 1], got {args.p}")
+    if args.check and args.out is not None:
+        ap.error("argument --out: not allowed with --check, which writes no file")
 
     here = Path(cdrop.__file__).resolve().parent
     if here == BENCH_DIR.parent / "cdrop":
         sys.exit("cdrop was imported from the source tree; install it (pip install .) and run "
                  "`python bench/report.py` from the repository root")
 
-    schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
-    sizes = QUICK_SIZES if args.quick else SIZES
+    if args.check:
+        schedule = CHECK_SCHEDULE
+        sizes = tuple(n for n in CHECK_SCHEDULE if n in QUICK_SIZES or not args.quick)
+    else:
+        schedule = QUICK_SCHEDULE if args.quick else SCHEDULE
+        sizes = QUICK_SIZES if args.quick else SIZES
     threads_list = sorted({1, ALL_CORES})
     dtype = np.dtype(args.dtype)
     names, _ = implementations(dtype)
+    out_dir = None if args.check else output_folder(args)
     command = "python " + shlex.join(sys.argv if argv is None else [__file__, *argv])
     loadavg_start = os.getloadavg()[0]
     cpu_start = cpu_times()
     start = time.perf_counter()
 
     results, skipped, lines = {}, {}, []
-    print(f"cdrop {cdrop.show_config()['version']} ({cdrop.__file__}); {args.dtype}, p = {args.p}, "
-          f"threads {threads_list}, sizes {', '.join(f'{n:,}' for n in sizes)}", flush=True)
+    cfg = cdrop.show_config()
+    print(f"cdrop {cfg['version']} ({cdrop.__file__}), kernel path {cfg['simd']}; {args.dtype}, "
+          f"p = {args.p}, threads {threads_list}, sizes {', '.join(f'{n:,}' for n in sizes)}",
+          flush=True)
+    if out_dir is None:
+        print("--check: the tables and the target checklist only; no file is written",
+              flush=True)
+    else:
+        print(f"The report goes to {out_dir}" + (
+            "" if out_dir != RESULTS_DIR or args.out is not None
+            else " (the committed results: a run with other options writes to build/)"),
+            flush=True)
     for n in sizes:
         rounds, batch = schedule[n]
         if args.rounds is not None:
             rounds = args.rounds
         for threads in threads_list:
             t0 = time.perf_counter()
-            block, skip = measure(n, threads, dtype, args.p, rounds, batch)
+            block, skip = measure(n, threads, dtype, args.p, rounds, batch,
+                                  check_names(n) if args.check else None)
             skipped.update(skip)
             results[(n, threads)] = block
             md = table(block, n, threads, dtype.itemsize)
@@ -570,48 +636,59 @@ def main(argv=None):
                      for desc, value, status in target_rows] + [""]
 
     elapsed = time.perf_counter() - start
-    meta = {
-        "command": command,
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "elapsed_s": elapsed,
-        "machine": machine(),
-        "versions": versions(),
-        "cdrop_config": cdrop.show_config(),
-        "threads": threads_list,
-        "dtype": args.dtype,
-        "p": args.p,
-        "quick": args.quick,
-        "loadavg_start": loadavg_start,
-        "contention": contention(cpu_start, cpu_times(), elapsed),
-        "skipped": skipped,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
+    contended = contention(cpu_start, cpu_times(), elapsed)
+    if out_dir is None:
+        print("\n".join(target_lines))
+        print(f"Measured in {elapsed:.0f} s; no file written (--check).")
+    else:
+        meta = {
+            "command": command,
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "elapsed_s": elapsed,
+            "machine": machine(),
+            "versions": versions(),
+            "cdrop_config": cdrop.show_config(),
+            "threads": threads_list,
+            "dtype": args.dtype,
+            "p": args.p,
+            "quick": args.quick,
+            "loadavg_start": loadavg_start,
+            "contention": contended,
+            "skipped": skipped,
+        }
+        written = write_report(out_dir, meta, lines, target_lines, target_rows, results,
+                               schedule, args.rounds, list(sizes), threads_list, list(names))
+        print("\n".join(target_lines))
+        print(f"Wrote {written} in {elapsed:.0f} s.")
+    if contended:
+        print("Other processes used {other_processes_cpu_s} CPU s, steal {steal_s} s, this run "
+              "{own_cpu_s} CPU s.".format(**contended))
+    return 0
+
+
+def write_report(out_dir, meta, lines, target_lines, target_rows, results, schedule, rounds,
+                 sizes, threads_list, names):
+    """Write report.md, report.json and throughput.png into `out_dir`; say what was written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = header(meta) + ["## Results", ""] + lines + target_lines
-    (args.out / "report.md").write_text("\n".join(report))
+    (out_dir / "report.md").write_text("\n".join(report))
     json_results = [
-        {"size": n, "threads": threads, "impl": name, "dtype": args.dtype, "p": args.p,
-         "rounds": args.rounds if args.rounds is not None else schedule[n][0],
+        {"size": n, "threads": threads, "impl": name, "dtype": meta["dtype"], "p": meta["p"],
+         "rounds": rounds if rounds is not None else schedule[n][0],
          "calls_per_timing": schedule[n][1], **stats}
         for (n, threads), block in results.items() for name, stats in block.items()]
-    (args.out / "report.json").write_text(json.dumps(
+    (out_dir / "report.json").write_text(json.dumps(
         {"meta": meta, "results": json_results,
          "targets": [{"target": d, "measured": v, "status": s} for d, v, s in target_rows]},
         indent=1) + "\n")
     try:
-        plot(results, list(sizes), threads_list, list(names), args.out / "throughput.png",
-             f"cdrop dropout throughput, {args.dtype}, p = {args.p} "
+        plot(results, sizes, threads_list, names, out_dir / "throughput.png",
+             f"cdrop dropout throughput, {meta['dtype']}, p = {meta['p']} "
              f"({meta['machine']['cpu_model']}, {ALL_CORES} cores)")
-        plotted = f", {args.out / 'throughput.png'}"
+        plotted = f", {out_dir / 'throughput.png'}"
     except ImportError as exc:
         plotted = f" (no plot: {exc}; pip install matplotlib)"
-
-    print("\n".join(target_lines))
-    print(f"Wrote {args.out / 'report.md'}, {args.out / 'report.json'}{plotted} "
-          f"in {elapsed:.0f} s.")
-    if meta["contention"]:
-        print("Other processes used {other_processes_cpu_s} CPU s, steal {steal_s} s, this run "
-              "{own_cpu_s} CPU s.".format(**meta["contention"]))
-    return 0
+    return f"{out_dir / 'report.md'}, {out_dir / 'report.json'}{plotted}"
 
 
 if __name__ == "__main__":
