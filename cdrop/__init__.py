@@ -5,8 +5,15 @@ bit-identical for any thread count, memory layout or chunking.  See ``help(cdrop
 """
 __version__ = "0.1.0"
 
+from . import _hardware
+
 try:
-    from . import _kernels
+    # a short OpenMP spin-wait unless the user chose one (cdrop/_hardware.py says why); the
+    # runtime is loaded by the import and initialised by max_threads()
+    with _hardware.openmp_wait_defaults():
+        from . import _kernels
+
+        _kernels.max_threads()
 except ImportError as exc:  # pragma: no cover - depends on how the package was installed
     raise ImportError(
         "cdrop's compiled extension (cdrop._kernels) could not be imported. If you are running "
@@ -16,7 +23,6 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
 
 import os as _os
 
-from . import _hardware
 from ._dropout import dropout, dropout_mask
 from ._layer import Dropout
 from ._seed import manual_seed
@@ -71,7 +77,9 @@ def show_config():
         ``min_parallel`` and ``min_per_thread``; ``nt_store_bytes`` (out-of-place calls on
         contiguous arrays whose output has at least this many bytes write it with non-temporal
         stores, on the AVX-512 path; ``CDROP_STREAM_BYTES`` sets it); ``stream`` (the random
-        stream version).
+        stream version); ``openmp_wait`` (how long idle OpenMP threads spin: cdrop's short
+        default, the environment's ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``/``KMP_BLOCKTIME``, or
+        unchanged when another library loaded the OpenMP runtime first).
 
     Examples
     --------
@@ -95,4 +103,5 @@ def show_config():
         "min_per_thread": info["min_per_thread"],
         "nt_store_bytes": _kernels.get_stream_bytes(),
         "stream": "v1",
+        "openmp_wait": _hardware.openmp_wait_defaults.state,
     }

@@ -3,6 +3,8 @@
 Calls come from one Python thread at a time (several at once: test_concurrency.py; the same
 result for any thread count on every kernel path, within one process: test_determinism.py).
 """
+import ctypes.util
+import json
 import multiprocessing
 import os
 import signal
@@ -186,3 +188,47 @@ def test_forked_child_can_use_a_layer_whose_lock_a_parent_thread_held():
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     finally:
         layer._lock.release()
+
+
+# The OpenMP wait default (cdrop/_hardware.py): a short libgomp spin unless the user chose one.
+_WAIT_PROBE = """
+import json, os
+import cdrop
+print(json.dumps({"state": cdrop.show_config()["openmp_wait"],
+                  "env": os.environ.get("GOMP_SPINCOUNT"),
+                  "openmp": cdrop.show_config()["openmp"]}))
+"""
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "GOMP_SPINCOUNT=10000 (cdrop's default)"),
+        ({"OMP_WAIT_POLICY": "passive"}, "from the environment"),
+        ({"GOMP_SPINCOUNT": "5"}, "from the environment"),
+        ({"KMP_BLOCKTIME": "0"}, "from the environment"),
+    ],
+)
+def test_openmp_wait_default_and_environment_restored(tmp_path, env, expected):
+    unset = {k: None for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    proc = run_python(_WAIT_PROBE, tmp_path, env={**unset, **env}, check=True)
+    got = json.loads(proc.stdout)
+    if not got["openmp"]:
+        pytest.skip("serial build: no OpenMP runtime")
+    assert got["state"] == expected
+    # the user's environment is as it was: cdrop's setting lives only in libgomp
+    assert got["env"] == env.get("GOMP_SPINCOUNT")
+
+
+def test_openmp_wait_left_alone_when_libgomp_was_loaded_first(tmp_path):
+    name = ctypes.util.find_library("gomp")
+    if name is None:
+        pytest.skip("no libgomp to load first")
+    code = f"import ctypes; ctypes.CDLL({name!r})\n" + _WAIT_PROBE
+    unset = {k: None for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    proc = run_python(code, tmp_path, env=unset, check=True)
+    got = json.loads(proc.stdout)
+    if not got["openmp"]:
+        pytest.skip("serial build: no OpenMP runtime")
+    assert got["state"] == "libgomp's default (libgomp was loaded before cdrop)"
+    assert got["env"] is None
