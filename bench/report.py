@@ -64,10 +64,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from impls import IMPLEMENTATIONS, Unavailable, floor_openmp
 
 import cdrop
 from cdrop._bench import interleaved_samples
+from impls import IMPLEMENTATIONS, Unavailable, floor_openmp
 
 BENCH_DIR = Path(__file__).resolve().parent
 SIZES = (1_000, 16_384, 262_144, 4_194_304, 16_777_216)

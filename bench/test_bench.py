@@ -15,6 +15,7 @@ a plot.
 import numpy as np
 import pytest
 from conftest import ALL_CORES
+
 from impls import IMPLEMENTATIONS, IN_PLACE, Unavailable
 
 SIZES = [

@@ -25,10 +25,10 @@ Public API::
     packed_mask(shape, p, seed, offset=0) -> ndarray[uint8]
 """
 
-from fractions import Fraction
 import functools
 import math
 import operator
+from fractions import Fraction
 
 import numpy as np
 
@@ -120,7 +120,7 @@ def hash64_array(arr):
     if a.dtype != np.uint64:
         # Accept non-negative integer arrays of other dtypes, but refuse silent sign tricks.
         if not np.issubdtype(a.dtype, np.integer):
-            raise TypeError("hash64_array needs an integer array, got %s" % a.dtype)
+            raise TypeError(f"hash64_array needs an integer array, got {a.dtype}")
         if a.size and np.issubdtype(a.dtype, np.signedinteger) and a.min() < 0:
             raise ValueError("hash64_array needs non-negative values")
         a = a.astype(np.uint64)
@@ -290,7 +290,7 @@ def _draws_cached(seed, offset, n):
 def _check_p(p):
     p = float(p)
     if not 0.0 <= p <= 1.0:  # also rejects NaN
-        raise ValueError("p must satisfy 0 <= p <= 1, got %r" % (p,))
+        raise ValueError(f"p must satisfy 0 <= p <= 1, got {p!r}")
     return p
 
 
@@ -311,7 +311,7 @@ def _shape_tuple(shape):
         shape = (shape,)
     shape = tuple(operator.index(d) for d in shape)
     if any(d < 0 for d in shape):
-        raise ValueError("negative dimension in shape %r" % (shape,))
+        raise ValueError(f"negative dimension in shape {shape!r}")
     return shape
 
 
@@ -339,7 +339,7 @@ def dropout_ref(x, p, seed, offset=0):
     """Expected output of cdrop dropout of x: a new C-ordered array of x's shape and dtype."""
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError("dropout_ref needs a floating-point array, got %s" % x.dtype)
+        raise TypeError(f"dropout_ref needs a floating-point array, got {x.dtype}")
     p = _check_p(p)
     # order="C" copy: the mask follows logical C-order indices, the memory layout plays no role.
     # (np.array rather than np.ascontiguousarray, which would turn a 0-d array into 1-d.)

@@ -1,4 +1,5 @@
-"""The ``cdrop`` command (``cdrop.__main__``) and the timer it shares with bench/ (``cdrop._bench``).
+"""The ``cdrop`` command (``cdrop.__main__``) and the timer it shares with bench/
+(``cdrop._bench``).
 
 The command runs as a user runs it: the installed ``cdrop`` console script (and once
 ``python -m cdrop``), in a fresh process, from a directory that is not the repository root (from

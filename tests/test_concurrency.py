@@ -40,8 +40,8 @@ import numpy as np
 import pytest
 
 import cdrop
-from cdrop import _kernels
 import reference
+from cdrop import _kernels
 from helpers import assert_bits_equal, digest
 
 N_WORKERS = 8

@@ -12,7 +12,8 @@ MODULES = [cdrop, _dropout, _layer, _seed, _threads]
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     try:
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+        result = doctest.testmod(module, optionflags=flags)
     finally:
         cdrop.set_num_threads(None)
     assert result.failed == 0

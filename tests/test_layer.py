@@ -39,9 +39,12 @@ def test_repr():
     assert "p=0.5" in r and "inplace=False" in r
 
 
-@pytest.mark.parametrize("p,exc", [(1.5, ValueError), (-0.1, ValueError), (float("nan"), ValueError),
-                                   ("a", TypeError), (None, TypeError), (True, TypeError)],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "p,exc",
+    [(1.5, ValueError), (-0.1, ValueError), (float("nan"), ValueError), ("a", TypeError),
+     (None, TypeError), (True, TypeError)],
+    ids=repr,
+)
 def test_p_validated(p, exc):
     with pytest.raises(exc, match=r"\bp\b"):
         cdrop.Dropout(p, seed=1)

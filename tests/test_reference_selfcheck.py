@@ -108,12 +108,12 @@ def s_draw(seed, g):
 
 def s_block_draws(seed, b):
     """All 16384 draws of block b, the 64 bytes of each step in lane-major order."""
-    lanes = [ScalarXoshiro128pp(*s_lane_state(seed, b, l)) for l in range(16)]
+    lanes = [ScalarXoshiro128pp(*s_lane_state(seed, b, lane)) for lane in range(16)]
     key = s_hash64(seed)
     out = []
     for _t in range(256):
-        for l in range(16):
-            word = lanes[l].next()
+        for lane in lanes:
+            word = lane.next()
             for byte in range(4):
                 out.append((word >> (8 * byte)) & 0xFF)
     ties = [s_hash64(key ^ TIE_DOMAIN ^ s_hash64(b * 16384 + j)) >> 40 for j in range(16384)]
@@ -124,7 +124,8 @@ def s_block_draws(seed, b):
 # (1) Hashes.
 # ---------------------------------------------------------------------------------------------
 
-EDGE_VALUES = [0, 1, 2, 3, 0xFFFFFFFF, 1 << 32, 1 << 63, M64 - GOLDEN, M64 - GOLDEN + 1, M64 - 1, M64]
+EDGE_VALUES = [0, 1, 2, 3, 0xFFFFFFFF, 1 << 32, 1 << 63, M64 - GOLDEN, M64 - GOLDEN + 1, M64 - 1,
+               M64]
 
 
 def test_hash64_published_first_splitmix64_output():
