@@ -120,6 +120,10 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = base + san + (omp[0] if omp else [])
             ext.extra_link_args = san + (omp[1] if omp else [])
+        # The build switches (CDROP_NO_OPENMP, CDROP_DEBUG, CDROP_SANITIZE) are not in any file
+        # that setuptools compares, so a tree built before would be reused as "up to date":
+        # always compile (a build takes seconds).
+        self.force = True
         super().build_extensions()
 
 
@@ -136,6 +140,8 @@ extensions = [
 ]
 
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES, annotate=False),
+    ext_modules=cythonize(
+        extensions, compiler_directives=DIRECTIVES, annotate=False, force=True
+    ),  # force: CDROP_DEBUG changes the directives, which cythonize does not compare
     cmdclass={"build_ext": BuildExt},
 )

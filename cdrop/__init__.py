@@ -14,6 +14,8 @@ try:
         from . import _kernels
 
         _kernels.max_threads()
+    if not _kernels.build_info()["openmp"]:
+        _hardware.openmp_wait_defaults.state = "no OpenMP (serial build)"
 except ImportError as exc:  # pragma: no cover - depends on how the package was installed
     raise ImportError(
         "cdrop's compiled extension (cdrop._kernels) could not be imported. If you are running "

@@ -123,12 +123,13 @@ def parser():
 
 
 def compare(sizes=DEFAULT_SIZES, p=0.5, dtype="float32", threads=None, budget=3.0,
-            file=sys.stdout):
+            file=None):
     """Print a table comparing cdrop with the textbook NumPy dropout, one row per size.
 
     Each size gets ``budget / len(sizes)`` seconds (at least 3 rounds, at most 200).  cdrop in
     place works on a scratch copy of the data, restored (untimed) before every call, so that no
-    call sees an array that earlier calls zeroed.
+    call sees an array that earlier calls zeroed.  `file`: where to print (None: the
+    ``sys.stdout`` of the moment, so that a redirection made after import is followed).
     """
     print(f"{'elements':>12s} {'numpy textbook':>15s} {'cdrop':>10s} {'cdrop in place':>15s} "
           f"{'speed-up':>9s}", file=file, flush=True)
@@ -163,8 +164,8 @@ def _run(argv):
     if args.config:
         return 0
     sizes = [n for group in args.sizes for n in group] if args.sizes else DEFAULT_SIZES
-    threads = (f"{args.threads} thread{'s' if args.threads > 1 else ''}" if args.threads
-               else f"{cdrop.get_num_threads()} threads (the default)")
+    n = args.threads or cdrop.get_num_threads()
+    threads = f"{n} thread{'s' if n > 1 else ''}" + ("" if args.threads else " (the default)")
     print()
     print(f"{args.dtype}, p = {args.p}, cdrop on {threads}; median of interleaved rounds "
           "(speed-up: textbook / cdrop out of place)", flush=True)
@@ -183,8 +184,10 @@ def main(argv=None):
         try:
             return _run(argv)
         finally:
-            # Flush here, inside the try: a closed pipe then raises below, not at exit.
-            sys.stdout.flush()
+            # Flush here, inside the try: a closed pipe then raises below, not at exit.  (No
+            # stdout at all, `cdrop >&-`: print() writes nothing, and there is nothing to flush.)
+            if sys.stdout is not None:
+                sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`cdrop | head -5`).  As the Python docs advise ("Note on
         # SIGPIPE", signal module): point stdout at devnull, so that the interpreter's last

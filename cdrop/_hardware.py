@@ -10,7 +10,9 @@ lost below it (2M: 0.24 -> 0.34 ms, 1M: 0.10 -> 0.17 ms); with the NumPy referen
 between the calls, 4M went from 1.00-1.22 to 0.66-0.83 ms, and ``out=`` at 16M from 5.2 to
 4.4 ms back to back.  (glibc's memcpy switches at a quarter of the L3.)
 """
+import ctypes
 import os
+import re
 
 _MIN_STREAM_BYTES = 4 << 20
 _UNKNOWN_L3_STREAM_BYTES = 16 << 20
@@ -59,12 +61,29 @@ _WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
 def _libgomp_loaded():
-    """Whether libgomp is in this process (Linux; False where that cannot be read)."""
+    """Whether libgomp is mapped into this process (Linux; False where that cannot be read).
+    Only a shared object whose file name starts with libgomp counts, not any path that
+    contains the word."""
     try:
         with open("/proc/self/maps") as f:
-            return "libgomp" in f.read()
+            return re.search(r"/libgomp[^/\s]*\.so", f.read()) is not None
     except OSError:
         return False
+
+
+def _c_getenv(name):
+    """The C environment's value of `name` (what libgomp and child processes read), which
+    ``os.environ``, a copy taken at start-up, misses when it was set with os.putenv or by an
+    extension's setenv; ``os.environ.get`` where the C library cannot be reached."""
+    try:
+        libc = ctypes.CDLL(None)
+        getenv = libc.getenv
+    except (OSError, AttributeError, TypeError):  # e.g. Windows: no CDLL(None)
+        return os.environ.get(name)
+    getenv.restype = ctypes.c_char_p
+    getenv.argtypes = [ctypes.c_char_p]
+    value = getenv(name.encode())
+    return None if value is None else value.decode(errors="replace")
 
 
 class openmp_wait_defaults:
@@ -77,7 +96,7 @@ class openmp_wait_defaults:
 
     def __enter__(self):
         self._set = False
-        if any(v in os.environ for v in _WAIT_VARIABLES):
+        if any(v in os.environ or _c_getenv(v) is not None for v in _WAIT_VARIABLES):
             type(self).state = "from the environment"
         elif _libgomp_loaded():
             type(self).state = "libgomp's default (libgomp was loaded before cdrop)"

@@ -425,7 +425,7 @@ def test_many_dimensions_strided_threaded():
 # Property test: random shapes, slices and offsets against the oracle
 # ---------------------------------------------------------------------------------------------
 from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st
+from hypothesis import strategies as st  # noqa: E402
 
 
 @st.composite
