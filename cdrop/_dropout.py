@@ -15,6 +15,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _kernels, _seed, _threads
 from ._checks import (
+    FLOAT32,
+    FLOAT64,
+    U64,
     as_flag,
     as_float_array,
     check_offset,
@@ -26,6 +29,7 @@ from ._checks import (
     inplace_needs_ndarray,
     same_elements,
 )
+from ._threads import MIN_PARALLEL
 
 _ndarray = np.ndarray
 # np.empty_like without the __array_function__ dispatch (NEP 18's _implementation; 140 ns of
@@ -34,6 +38,7 @@ empty_like = getattr(np.empty_like, "_implementation", np.empty_like)
 _apply = _kernels.apply
 _stream = _seed.stream  # next(_stream.seeds): the next seed of the package stream
 _get_num_threads = _threads.get_num_threads
+_ZERO = 0
 
 Flag = Union[bool, np.bool_]  # flags: bool or numpy.bool_, nothing else
 Seed = Union[SupportsIndex, np.random.Generator, None]  # an int in [0, 2**64), a Generator, None
@@ -160,6 +165,35 @@ def dropout(
     >>> z is x and bool((x == y).all())
     True
     """
+    # The common call: `x` a float32/float64 ndarray (in place: writeable and contiguous), `p` a
+    # float in (0, 1), `seed` an int in [0, 2**64) or None, the other arguments at their
+    # defaults.  Everything is then valid, so this does what the general path (_dropout) does,
+    # in the same order (allocate, draw the seed, run the kernel), without its function calls:
+    # for 1000 elements they cost more than the kernel.  Dropout.forward has the same block;
+    # tests/test_fast_path.py holds both to the general path.
+    # `offset is _ZERO`: the default 0 (CPython has one object for small ints); any other zero
+    # takes the general path, which reads it the same way.
+    if (training is True and out is None and offset is _ZERO and num_threads is None
+            and type(x) is _ndarray and type(p) is float and 0.0 < p < 1.0):
+        dt = x.dtype
+        if (dt is FLOAT32 or dt is FLOAT64) and (  # equal but distinct dtypes: general path
+                seed is None or type(seed) is int and 0 <= seed < U64):
+            dst = None
+            if inplace is False:
+                dst = empty_like(x)  # order="K", the default: the layout of x
+            elif inplace is True:
+                flags = x.flags
+                # contiguous: no zero strides, so no element is another's memory
+                if flags.writeable and (flags.c_contiguous or flags.f_contiguous):
+                    dst = x
+            if dst is not None:
+                if seed is None:
+                    seed = next(_stream.seeds)  # last: nothing can fail any more
+                # below MIN_PARALLEL elements the kernels use one thread whatever they are asked
+                nt = 1 if x.size < MIN_PARALLEL else _get_num_threads()
+                if not _apply(x, dst, seed, 0, p, nt, dst is not x):
+                    apply_misaligned(x, dst, seed, 0, p, nt)
+                return dst
     return _dropout(x, p, training, inplace, out, seed, offset, num_threads)
 
 

@@ -9,7 +9,7 @@ from typing import SupportsIndex
 from . import _kernels
 from ._checks import MAX_THREADS, check_num_threads
 
-__all__ = ["MAX_THREADS", "get_num_threads", "resolve", "set_num_threads"]
+__all__ = ["MAX_THREADS", "MIN_PARALLEL", "get_num_threads", "resolve", "set_num_threads"]
 
 _lock = threading.Lock()
 _default = None  # set by set_num_threads; None means "resolve from the environment"
@@ -29,6 +29,9 @@ def _cpu_count():
 
 
 _CPUS = _cpu_count()
+# Below this many elements the kernels use one thread whatever they are asked (the C constant
+# CDROP_MIN_PARALLEL), so calls that small need not look up the default.
+MIN_PARALLEL = _kernels.build_info()["min_parallel"]
 # libgomp reads OMP_NUM_THREADS once, at start-up; so do we.
 _OMP_ENV = "OMP_NUM_THREADS" in os.environ
 
