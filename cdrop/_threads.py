@@ -45,8 +45,9 @@ def get_num_threads() -> int:
     ``threadpoolctl``'s limits, like ``omp_set_num_threads``, are per calling thread (an OpenMP
     rule that libgomp follows): a limit set in one Python thread does not change the default of
     calls made from other threads, whereas ``set_num_threads`` applies to all threads.  1 in a
-    build without OpenMP and in a fork()ed child (see :func:`cdrop.show_config`).  Whatever the number,
-    arrays smaller than 65,536 elements run on one thread, and results never depend on it.
+    build without OpenMP and in a fork()ed child (see :func:`cdrop.show_config`).  Whatever the
+    number, arrays smaller than 65,536 elements run on one thread, and results never depend on
+    it.
 
     Returns
     -------
