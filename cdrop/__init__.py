@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
     ) from exc
 
 import os as _os
+from typing import Any as _Any
 
 from ._dropout import dropout, dropout_mask
 from ._layer import Dropout
@@ -54,17 +55,18 @@ if _os.environ.get("CDROP_KERNEL"):
 
 _kernels.set_stream_bytes(_hardware.stream_bytes())
 # CDROP_STREAM_BYTES=N: out-of-place calls with outputs of at least N bytes use non-temporal
-# stores where the kernel path has them (default: half the L3 cache, at least 4 MiB).
+# stores where the kernel path has them (default: half the L3 cache, at least 4 MiB).  A value
+# beyond the kernels' int64 means "never", as any value above the largest array does.
 if _os.environ.get("CDROP_STREAM_BYTES"):
     try:
-        _kernels.set_stream_bytes(int(_os.environ["CDROP_STREAM_BYTES"]))
+        _kernels.set_stream_bytes(min(int(_os.environ["CDROP_STREAM_BYTES"]), (1 << 63) - 1))
     except (ValueError, OverflowError) as _exc:
         import warnings as _warnings
 
         _warnings.warn(f"CDROP_STREAM_BYTES ignored: {_exc}", RuntimeWarning, stacklevel=2)
 
 
-def show_config():
+def show_config() -> dict[str, _Any]:
     """Describe this build of cdrop and the machine it runs on.
 
     Returns

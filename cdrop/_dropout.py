@@ -1,130 +1,78 @@
-"""Public functional API: validation, defaults and dispatch to the compiled kernels.
+"""Public functional API: defaults, dispatch to the compiled kernels, and a fast path.
 
-Everything is checked here, before the first write: a call that raises leaves ``x`` and ``out``
-untouched.  The compiled module (cdrop._kernels) trusts what it is given.
+Every argument is checked (cdrop/_checks.py) before the first write: a call that raises leaves
+``x`` and ``out`` untouched and consumes no seed.  The compiled module (cdrop._kernels) checks
+only that the buffers it receives agree with each other.
 """
+from __future__ import annotations
+
 import math
-import numbers
-import operator
-import reprlib
+from collections.abc import Sequence
+from typing import Any, SupportsIndex, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _kernels, _seed, _threads
-from ._checks import as_flag, as_int
+from ._checks import (
+    FLOAT32,
+    FLOAT64,
+    U64,
+    as_flag,
+    as_float_array,
+    check_offset,
+    check_out,
+    check_p,
+    check_seed,
+    check_shape,
+    check_writable,
+    inplace_needs_ndarray,
+    same_elements,
+)
+from ._threads import MIN_PARALLEL
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
-_U64 = 1 << 64
-_TOO_HARD = getattr(np, "exceptions", np).TooHardError  # numpy.exceptions is NumPy >= 1.25
+_ndarray = np.ndarray
+# np.empty_like without the __array_function__ dispatch (NEP 18's _implementation; 140 ns of
+# a 1000-element call): only ever called with plain ndarrays, which override nothing.
+empty_like = getattr(np.empty_like, "_implementation", np.empty_like)
+_apply = _kernels.apply
+_stream = _seed.stream  # next(_stream.seeds): the next seed of the package stream
+_get_num_threads = _threads.get_num_threads
+_ZERO = 0
 
-
-def _check_p(p):
-    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, without the ABC check
-        return p
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
-        raise TypeError(f"p must be a real number, got {type(p).__name__}")
-    try:
-        value = float(p)
-    except OverflowError:  # an int beyond the float range: certainly not in [0, 1]
-        raise ValueError(f"p must be a probability in [0, 1], got {reprlib.repr(p)}") from None
-    except (TypeError, ValueError):  # a registered numbers.Real whose __float__ fails
-        raise TypeError(f"p must be a real number, got {type(p).__name__}") from None
-    if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise ValueError(f"p must be a probability in [0, 1], got {value!r}")
-    return value
-
-
-def _check_dtype(dtype, name):
-    if dtype in _FLOAT_DTYPES:
-        return
-    if dtype.kind == "f" and dtype.newbyteorder("=") in _FLOAT_DTYPES:
-        raise TypeError(
-            f"{name} has non-native byte order ({dtype.str}); convert it with "
-            f"{name}.astype({dtype.newbyteorder('=').name!r}) first"
-        )
-    raise TypeError(f"{name} has unsupported dtype {dtype}; cdrop supports float32 and float64")
+Flag = Union[bool, np.bool_]  # flags: bool or numpy.bool_, nothing else
+Seed = Union[SupportsIndex, np.random.Generator, None]  # an int in [0, 2**64), a Generator, None
 
 
-def _check_writable(a, name):
-    if not a.flags.writeable:
-        raise ValueError(f"{name} is read-only; cannot write the result into it")
-    # A zero stride on a long axis makes several elements one memory location: there is no
-    # well-defined in-place result (np.broadcast_to views are read-only and stop above).
-    if not (a.flags.c_contiguous or a.flags.f_contiguous):
-        for n, s in zip(a.shape, a.strides):
-            if s == 0 and n > 1:
-                raise ValueError(f"{name} has overlapping elements (a zero stride)")
+def _run_kernel(src, dst, seed, offset, p, n_threads, fresh=False):
+    """dst[...] = dropout(src) for 0 < p < 1 (src may be dst); fresh: dst was just allocated."""
+    if not _apply(src, dst, seed, offset, p, n_threads, fresh):
+        apply_misaligned(src, dst, seed, offset, p, n_threads)
 
 
-def _as_float_array(x, name):
-    """`x` as an ndarray (array-likes converted) of a supported dtype."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as exc:  # ragged lists, objects NumPy cannot convert
-            kind = ValueError if isinstance(exc, ValueError) else TypeError
-            raise kind(f"{name} cannot be converted to an array: {exc}") from None
-    _check_dtype(x.dtype, name)
-    return x
+def apply_misaligned(src, dst, seed, offset, p, n_threads):
+    """dst[...] = dropout(src) when _kernels.apply refused src or dst as misaligned.
 
-
-def _check_offset(offset, n):
-    if type(offset) is int and offset == 0 and n <= _U64:
-        return 0
-    offset = as_int(offset, "offset")
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
-    if offset + n > _U64:
-        raise ValueError(
-            f"offset + size must be <= 2**64 (the stream's index space), got offset={offset} "
-            f"with {n} elements"
-        )
-    # With no elements the offset selects nothing; 0 keeps the kernels' uint64 argument valid
-    # when offset == 2**64.
-    return offset if n else 0
-
-
-def _same_view(a, b):
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-    )
-
-
-def _check_out(out, x):
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != x.dtype:
-        raise TypeError(f"out has dtype {out.dtype}, but x has dtype {x.dtype}; they must match")
-    if out.shape != x.shape:
-        raise ValueError(f"out has shape {out.shape}, but x has shape {x.shape}; they must match")
-    _check_writable(out, "out")
-    if out is x or not np.may_share_memory(x, out):
-        return out
-    if _same_view(x, out):
-        return out  # the same elements through another array object: in-place dropout
-    try:
-        overlap = np.shares_memory(x, out, max_work=1 << 20)
-    except _TOO_HARD:
-        overlap = True
-    if overlap:
-        raise ValueError("out overlaps x only in part; pass out=x for in place, or a separate out")
-    return out
-
-
-def _run_kernel(src, dst, p, seed, offset, n_threads, fresh=False):
-    """dst[...] = dropout(src) for 0 < p < 1; src may be dst; fresh: dst was just allocated."""
-    if _kernels.apply(src, dst, seed, offset, p, n_threads, fresh):
-        return
-    # Misaligned data (a view into a byte buffer): the C kernels assume naturally aligned
-    # elements, so work on an aligned copy and copy the result back.
+    The C kernels assume naturally aligned elements (a float32 view one byte into a uint8
+    buffer is not): work on an aligned copy and copy the result back.  apply checked the
+    alignment, once; the copy is aligned by construction.
+    """
     tmp = np.array(src, order="K", copy=True)
-    _kernels.apply(tmp, tmp, seed, offset, p, n_threads)
+    _apply(tmp, tmp, seed, offset, p, n_threads)
     np.copyto(dst, tmp)
 
 
-def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offset=0,
-            num_threads=None):
+def dropout(
+    x: ArrayLike,
+    p: float = 0.5,
+    training: Flag = True,
+    *,
+    inplace: Flag = False,
+    out: NDArray[Any] | None = None,
+    seed: Seed = None,
+    offset: SupportsIndex = 0,
+    num_threads: SupportsIndex | None = None,
+) -> NDArray[Any]:
     """Inverted dropout: zero each element with probability `p`, scale the rest by 1/(1-p).
 
     One pass over memory, on all cores, with the GIL released.  The mask is a pure function of
@@ -140,18 +88,23 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
     ----------
     x : ndarray or array_like
         float32 or float64 data, any shape (0-d and empty included) and any layout.
-        Array-likes are converted with ``np.asarray`` (out of place only).
+        Array-likes are converted with ``np.asarray`` (out of place only).  For an ndarray
+        subclass, the kernels see the base-class array, and a new result is wrapped with
+        ``x.__array_wrap__``, as NumPy's ufuncs do.
     p : float, default 0.5
         Probability of DROPPING an element (PyTorch's `p`, Keras' `rate`), in [0, 1].
     training : bool, default True
         If False, dropout is the identity: `x` itself is returned (no copy), or copied into
-        `out` when `out` is given.  No random seed is consumed.
+        `out` when `out` is given.  No random seed is consumed.  A bool or ``numpy.bool_``:
+        ``dropout(x, 0.5, 1234)`` is refused, since 1234 would be taken as `training`
+        (`seed` is keyword-only).
     inplace : bool, default False
         Write the result into `x` (which must be a writeable ndarray) and return `x`.
         On a view, only the view's elements are written.
     out : ndarray, optional
         Write the result here and return it: same shape and dtype as `x`, writeable, and
-        either `x` itself or not overlapping it.
+        either over the same elements as `x` in the same order (``out=x``: in place) or not
+        overlapping it.
     seed : int, numpy.random.Generator or None
         An int in [0, 2**64) gives a reproducible mask; a Generator is asked for a 64-bit
         seed; None (the default) takes the next seed of the package stream
@@ -174,13 +127,18 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
     Raises
     ------
     TypeError
-        `p` not a real number; unsupported dtype or non-native byte order; `inplace` with a
-        non-ndarray; `out` not an ndarray or of another dtype; bad type of `seed`, `offset` or
-        `num_threads`.
+        `p` not a real number; `training` or `inplace` not a bool; `x` not convertible to an
+        array of numbers (a torch tensor: use ``t.detach().numpy()``), of an unsupported dtype
+        or of non-native byte order; `inplace` with a non-ndarray; `out` not an ndarray or of
+        another dtype; bad type of `seed`, `offset` or `num_threads`.
     ValueError
-        `p` NaN or outside [0, 1]; read-only target; `out` of another shape or partly
-        overlapping `x`; `seed` outside [0, 2**64); `offset` < 0 or past 2**64 - size;
-        `num_threads` < 1; both `inplace=True` and a separate `out`.
+        `p` NaN or outside [0, 1]; read-only target; `out` of another shape, or overlapping
+        `x` other than element for element (in part, or in another order); `seed` outside
+        [0, 2**64); `offset` < 0 or past 2**64 - size; `num_threads` < 1; both `inplace=True`
+        and a separate `out`.
+    MemoryError
+        No memory for the result.  A call that raises writes nothing and consumes no seed:
+        the package stream and a Generator passed as `seed` are left as they were.
 
     See Also
     --------
@@ -207,74 +165,100 @@ def dropout(x, p=0.5, training=True, *, inplace=False, out=None, seed=None, offs
     >>> z is x and bool((x == y).all())
     True
     """
-    p = _check_p(p)
+    # The common call: `x` a float32/float64 ndarray (in place: writeable and contiguous), `p` a
+    # float in (0, 1), `seed` an int in [0, 2**64) or None, the other arguments at their
+    # defaults.  Everything is then valid, so this does what the general path (_dropout) does,
+    # in the same order (allocate, draw the seed, run the kernel), without its function calls:
+    # for 1000 elements they cost more than the kernel.  Dropout.forward has the same block;
+    # tests/test_fast_path.py holds both to the general path.
+    # `offset is _ZERO`: the default 0 (CPython has one object for small ints); any other zero
+    # takes the general path, which reads it the same way.
+    if (training is True and out is None and offset is _ZERO and num_threads is None
+            and type(x) is _ndarray and type(p) is float and 0.0 < p < 1.0):
+        dt = x.dtype
+        if (dt is FLOAT32 or dt is FLOAT64) and (  # equal but distinct dtypes: general path
+                seed is None or type(seed) is int and 0 <= seed < U64):
+            dst = None
+            if inplace is False:
+                dst = empty_like(x)  # order="K", the default: the layout of x
+            elif inplace is True:
+                flags = x.flags
+                # contiguous: no zero strides, so no element is another's memory
+                if flags.writeable and (flags.c_contiguous or flags.f_contiguous):
+                    dst = x
+            if dst is not None:
+                if seed is None:
+                    seed = next(_stream.seeds)  # last: nothing can fail any more
+                # below MIN_PARALLEL elements the kernels use one thread whatever they are asked
+                nt = 1 if x.size < MIN_PARALLEL else _get_num_threads()
+                if not _apply(x, dst, seed, 0, p, nt, dst is not x):
+                    apply_misaligned(x, dst, seed, 0, p, nt)
+                return dst
+    return _dropout(x, p, training, inplace, out, seed, offset, num_threads)
+
+
+def _dropout(x, p, training, inplace, out, seed, offset, num_threads):
+    """dropout() in general: every check, in the order the messages have always come."""
+    p = check_p(p)
     training = as_flag(training, "training")
     inplace = as_flag(inplace, "inplace")
-    if inplace and not isinstance(x, np.ndarray):
-        raise TypeError(f"inplace=True needs x to be a numpy.ndarray, got {type(x).__name__}")
-    x = _as_float_array(x, "x")
+    if inplace and not isinstance(x, _ndarray):
+        raise inplace_needs_ndarray(x)
+    # xb: x as a plain ndarray (converted, or a base-class view of a subclass), which is what
+    # the kernels read; x itself is what "return x" returns.
+    xb = as_float_array(x, "x")
+    if not isinstance(x, _ndarray):
+        x = xb
+    ob = None  # out as a plain ndarray
     if out is not None:
-        out = _check_out(out, x)
+        ob = check_out(out, xb)
     if inplace:
         if out is None:
-            out = x
-        elif out is not x and not _same_view(out, x):
+            out, ob = x, xb
+        elif out is not x and not same_elements(ob, xb):
             raise ValueError("pass either inplace=True or out=, not both (or out=x)")
         if training:  # evaluation mode writes nothing, so a read-only x is fine there
-            _check_writable(x, "x")
+            check_writable(xb, "x")
     n_threads = _threads.resolve(num_threads)
-    offset = _check_offset(offset, x.size)
+    offset = check_offset(offset, xb.size)
+    seed = check_seed(seed)  # checked now, drawn last
     if not training:
-        # validated, but evaluation consumes no seed: a Generator is not asked for a number
-        if seed is not None and not isinstance(seed, np.random.Generator):
-            _seed.check_seed(seed)
+        # evaluation consumes no seed: a Generator is not asked for a number
         if out is None or out is x:
             return x
-        np.copyto(out, x)
+        np.copyto(ob, xb)
         return out
-    seed = _seed.resolve_seed(seed)
 
-    # `out` is now the target: x itself (in place), an array over x's elements, a separate
+    # `ob` is now the target: x itself (in place), an array over x's elements, a separate
     # array, or None (a new array).  The kernels read x and write out element by element, so an
     # `out` over x's own elements is in-place dropout even when x is a read-only view.
-    if p == 0.0:
-        if out is None:
-            return x.copy(order="K")
-        if out is not x:
-            np.copyto(out, x)
-        return out
-    fresh = out is None
+    fresh = ob is None
     if fresh:
-        out = np.empty_like(x, order="K")
-    if p == 1.0:
-        out.fill(0)
+        ob = empty_like(xb)  # layout of x (order="K"); a plain ndarray: no subclass code runs
+    seed = _seed.draw(seed)  # last: everything that can fail has been done
+    if p == 0.0:
+        if ob is not xb:
+            np.copyto(ob, xb)
+    elif p == 1.0:
+        ob.fill(0)
+    else:
+        _run_kernel(xb, ob, seed, offset, p, n_threads, fresh)
+    if not fresh:
         return out
-    _run_kernel(x, out, p, seed, offset, n_threads, fresh)
-    return out
+    if x is xb or type(x) is _ndarray:
+        return ob
+    return x.__array_wrap__(ob)  # a subclass gets its result the way a ufunc would give it
 
 
-def _check_shape(shape):
-    if isinstance(shape, (bool, np.bool_)):
-        raise TypeError("shape must be an int or a tuple of ints, got bool")
-    try:
-        dims = (operator.index(shape),)
-    except TypeError:  # not an integer: a sequence of them (tuple, list, 1-d integer array)
-        try:
-            dims = tuple(shape)
-        except TypeError:
-            raise TypeError(
-                f"shape must be an int or a tuple of ints, got {type(shape).__name__}"
-            ) from None
-    out = []
-    for d in dims:
-        d = as_int(d, "shape", "an int or a tuple of ints")
-        if d < 0:
-            raise ValueError(f"shape must not contain negative dimensions, got {dims}")
-        out.append(d)
-    return tuple(out)
-
-
-def dropout_mask(shape, p=0.5, *, seed, offset=0, packed=False, num_threads=None):
+def dropout_mask(
+    shape: SupportsIndex | Sequence[SupportsIndex],
+    p: float = 0.5,
+    *,
+    seed: Seed,
+    offset: SupportsIndex = 0,
+    packed: Flag = False,
+    num_threads: SupportsIndex | None = None,
+) -> NDArray[Any]:
     """The keep-mask that :func:`dropout` applies for the same `seed`, `offset` and `p`.
 
     Parameters
@@ -288,7 +272,7 @@ def dropout_mask(shape, p=0.5, *, seed, offset=0, packed=False, num_threads=None
         None takes the next seed of the package stream.
     offset : int, default 0
         As in :func:`dropout`.
-    packed : bool, default False
+    packed : bool or numpy.bool_, default False
         Return one bit per element: ``np.packbits(mask.ravel(), bitorder="little")``.
     num_threads : int, optional
         Threads for this call.
@@ -302,7 +286,11 @@ def dropout_mask(shape, p=0.5, *, seed, offset=0, packed=False, num_threads=None
     Raises
     ------
     TypeError, ValueError
-        For bad `shape`, `p`, `seed`, `offset` or `num_threads`, as in :func:`dropout`.
+        For bad `shape`, `p`, `seed`, `offset`, `packed` or `num_threads`, as in
+        :func:`dropout`; ValueError also for a shape NumPy cannot allocate (a dimension of
+        2**63 or more, more than 64 axes).
+    MemoryError
+        No memory for the mask.  A call that raises consumes no seed.
 
     Examples
     --------
@@ -317,25 +305,25 @@ def dropout_mask(shape, p=0.5, *, seed, offset=0, packed=False, num_threads=None
     >>> bool((np.unpackbits(bits, count=6, bitorder="little") == m.ravel()).all())
     True
     """
-    shape = _check_shape(shape)
-    p = _check_p(p)
+    shape = check_shape(shape)
+    p = check_p(p)
     packed = as_flag(packed, "packed")
     n = math.prod(shape)
     n_threads = _threads.resolve(num_threads)
-    offset = _check_offset(offset, n)
-    seed = _seed.resolve_seed(seed)
-    if packed:
-        nbytes = (n + 7) // 8
-        if p == 0.0:
-            mask = np.full(nbytes, 0xFF, dtype=np.uint8)
-            if n % 8:
-                mask[-1] = (1 << (n % 8)) - 1
-            return mask
-        mask = np.zeros(nbytes, dtype=np.uint8)
-    else:
-        if p == 0.0:
-            return np.ones(shape, dtype=bool)
-        mask = np.zeros(shape, dtype=bool)
-    if p < 1.0:
+    offset = check_offset(offset, n)
+    seed = check_seed(seed)  # checked now, drawn last
+    try:
+        if packed:
+            nbytes = (n + 7) // 8
+            mask = np.zeros(nbytes, dtype=np.uint8) if 0.0 < p else np.full(nbytes, 0xFF, np.uint8)
+        else:
+            mask = np.zeros(shape, dtype=bool) if 0.0 < p else np.ones(shape, dtype=bool)
+    except (ValueError, OverflowError) as exc:  # beyond what NumPy can represent
+        raise ValueError(f"shape {shape} cannot be allocated by NumPy: {exc}") from None
+    seed = _seed.draw(seed)  # last: everything that can fail has been done
+    if p == 0.0:
+        if packed and n % 8:
+            mask[-1] = (1 << (n % 8)) - 1
+    elif p < 1.0:
         _kernels.keep_mask(mask, n, seed, offset, p, n_threads, packed)
     return mask

@@ -1,8 +1,10 @@
 """Private compiled core of cdrop: hands the C kernels' pieces to OpenMP threads.
 
-Nothing here validates user input beyond what memory safety needs: cdrop/_dropout.py checks
-every argument before calling, so that a failing call never reaches code that writes.  The
-functions below trust that ``0 < p < 1``, ``num_threads >= 1`` and ``offset + size <= 2**64``.
+Nothing here validates user input: cdrop/_checks.py does that before calling, so that a failing
+call never reaches code that writes.  ``apply`` and ``keep_mask`` only check that the buffers they
+receive agree with each other (_check_pair, _check_mask), which memory safety needs.  The
+functions below trust that arrays are in native byte order, ``0 < p < 1``,
+``num_threads >= 1`` and ``offset + size <= 2**64``.
 
 Design: a call becomes one ``cdrop_job`` (cdrop/_src/kernels.h): the kernel of its operation,
 the walk its layout needs (contiguous, strided or bands) and its arguments.  The job is cut into
@@ -256,13 +258,58 @@ cdef void _init_args(cdrop_job *job, uint64_t seed, uint64_t offset, double p) n
     job.gran = 1
 
 
+# --- Buffer checks (issue 9, item 10) ------------------------------------------------------
+# The compiled entry points check the buffers they actually received against each other, before
+# any write: an ndarray subclass can report one shape to Python (an overridden `shape`, an
+# `__array_function__` that makes np.empty_like return one element) and export another buffer.
+# The Python layer passes base-class arrays; these checks make a mismatch a ValueError instead of
+# a write past the end of a buffer, whoever the caller is.
+cdef int _check_pair(const Py_buffer *sv, const Py_buffer *dv) except -1:
+    # apply: src and dst (dv may be sv) have one ndim (<= 64, the size of apply's arrays), one
+    # shape, one item size of 4 or 8 bytes, and dst is writeable.
+    cdef int d
+    if sv.itemsize != 4 and sv.itemsize != 8:
+        raise ValueError(f"apply: src has items of {sv.itemsize} bytes; expected 4 or 8")
+    if dv.itemsize != sv.itemsize:
+        raise ValueError(
+            f"apply: dst has items of {dv.itemsize} bytes, src of {sv.itemsize}")
+    if sv.ndim != dv.ndim or sv.ndim > 64 or sv.ndim < 0:
+        raise ValueError(f"apply: src has {sv.ndim} dimensions, dst {dv.ndim} (at most 64)")
+    if sv.ndim > 0 and (sv.shape == NULL or dv.shape == NULL or sv.strides == NULL
+                        or dv.strides == NULL):
+        raise ValueError("apply: a buffer without shape or strides")
+    for d in range(sv.ndim):
+        if sv.shape[d] != dv.shape[d]:
+            raise ValueError(
+                f"apply: src and dst differ in dimension {d}: {sv.shape[d]} != {dv.shape[d]}")
+    if dv.readonly:
+        raise ValueError("apply: dst is read-only")
+    return 0
+
+
+cdef int _check_mask(const Py_buffer *ov, int64_t n, bint packed) except -1:
+    # keep_mask: `out` is writeable and holds exactly the bytes of n elements (1 byte each, or
+    # 1 bit each when packed).
+    cdef int64_t need = n // 8 + (n % 8 != 0) if packed else n
+    if ov.itemsize != 1:
+        raise ValueError(f"keep_mask: out has items of {ov.itemsize} bytes; expected 1")
+    if ov.len != need:
+        raise ValueError(f"keep_mask: out has {ov.len} bytes; {n} elements need {need}")
+    if ov.readonly:
+        raise ValueError("keep_mask: out is read-only")
+    return 0
+# --- end of buffer checks -------------------------------------------------------------------
+
+
 def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads,
           bint fresh=False):
     """Dropout of ``src`` into ``dst`` (which may be ``src``) for 0 < p < 1.
 
     ``fresh``: ``dst`` was just allocated for this call (see _FRESH_STREAM_MAX).
     Returns False, having written nothing, if either array is not aligned for its dtype;
-    the caller then works on an aligned copy.  Everything else was validated by the caller.
+    the caller then works on an aligned copy.  Raises ValueError, having written nothing, if
+    the two buffers disagree (ndim, shape, item size) or dst is read-only; everything else was
+    validated by the caller.
     """
     cdef Py_buffer sv, dv
     cdef Py_buffer *dp = &sv
@@ -278,6 +325,7 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
             PyObject_GetBuffer(dst, &dv, PyBUF_STRIDES | PyBUF_WRITABLE)
             dp = &dv
         try:
+            _check_pair(&sv, dp)  # buffer checks (see _check_pair)
             if not (_aligned(&sv) and _aligned(dp)):
                 return False
             for d in range(sv.ndim):
@@ -316,6 +364,7 @@ def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, Py_ssize
 
     ``packed=False``: one byte 0/1 per element (``out`` has n bytes, e.g. a bool array);
     ``packed=True``: little-endian bit order, ``out`` has ceil(n/8) bytes, zero on entry.
+    Raises ValueError, having written nothing, if ``out`` has another size or is read-only.
     """
     cdef Py_buffer ov
     cdef cdrop_job job
@@ -323,6 +372,7 @@ def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, Py_ssize
         return
     PyObject_GetBuffer(out, &ov, PyBUF_WRITABLE)  # PyBUF_SIMPLE: contiguous bytes
     try:
+        _check_mask(&ov, n, packed)  # buffer checks (see _check_pair)
         _init_args(&job, seed, offset, p)
         job.args.src = NULL
         job.args.dst = ov.buf

@@ -1,15 +1,27 @@
 """The Dropout layer: train/eval modes and a backward pass that recomputes its mask."""
+from __future__ import annotations
+
+import itertools
 import os
 import threading
 import weakref
+from typing import TYPE_CHECKING, Any
 
-from . import _kernels, _seed
-from ._checks import as_flag
-from ._dropout import _as_float_array, _check_p, dropout
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from . import _kernels
+from ._checks import FLOAT32, FLOAT64, SeedSource, as_flag, as_float_array, check_p
+from ._dropout import Flag, Seed, apply_misaligned, dropout, empty_like
+from ._seed import count_of, derived_seeds, resolve_seed
+from ._threads import MIN_PARALLEL, get_num_threads
 
-# Every layer, so that a fork()ed child can replace their locks: one held by another thread of
-# the parent at fork time would stay held in the child forever (multiprocessing, DataLoader).
+if TYPE_CHECKING:  # for annotations only, which are never evaluated: no run-time dependency
+    from typing_extensions import Self
+
+# Every layer, so that a fork()ed child can replace their locks (taken around each call number
+# in free-threaded builds): one held by another thread of the parent at fork time would stay
+# held in the child forever (multiprocessing, DataLoader).
 _LAYERS = weakref.WeakSet()
 
 
@@ -21,6 +33,9 @@ def _new_locks_after_fork():
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_locks_after_fork)
 
+_ndarray = np.ndarray
+_apply = _kernels.apply
+
 
 class Dropout:
     """Dropout layer with a mask-free backward pass.
@@ -29,17 +44,25 @@ class Dropout:
     ``derive(layer_seed, call_number)`` (docs/rng.md, section 7): consecutive calls differ,
     and two layers built with the same seed produce the same sequence.  Only that 64-bit seed
     is remembered, so :meth:`backward` recomputes the mask instead of storing it (O(1) memory).
-    Threads may share a layer: its training-mode forward calls then run one at a time, each
-    with its own call number (backward refers to whichever call was last).
+    Threads may share a layer: each training-mode forward call takes its own call number, once
+    nothing can fail any more (backward refers to whichever call recorded its mask last).
 
     Parameters
     ----------
     p : float, default 0.5
         Drop probability, in [0, 1].
     inplace : bool, default False
-        Forward writes into its input and returns it (backward never does).
+        Forward writes into its input and returns it (backward never does).  A bool or
+        ``numpy.bool_``.
     seed : int, numpy.random.Generator or None
         The layer's seed; None draws it from the package stream (see :func:`manual_seed`).
+
+    Raises
+    ------
+    TypeError
+        `p` not a real number, `inplace` not a bool, or `seed` of another type.
+    ValueError
+        `p` outside [0, 1], or `seed` outside [0, 2**64).
 
     Attributes
     ----------
@@ -64,38 +87,61 @@ class Dropout:
     Dropout(p=0.5, inplace=False)
     """
 
-    def __init__(self, p=0.5, *, inplace=False, seed=None):
+    def __init__(self, p: float = 0.5, *, inplace: Flag = False, seed: Seed = None) -> None:
         self.p = p
         self.inplace = as_flag(inplace, "inplace")
-        self._seed = _seed.resolve_seed(seed)
-        self._calls = 0  # forward calls made in training mode: the RNG position
+        self._seed = resolve_seed(seed)
         self._last = None  # (seed, p, shape) of the last training forward; "eval" after an eval one
         self.training = True
-        # Taking a call number, running the call and recording it are one step, so that threads
-        # sharing a layer never get the same mask (calls of one layer run one at a time).
         self._lock = threading.Lock()
+        self._start(0)
         _LAYERS.add(self)
 
-    def __getstate__(self):  # pickle and copy.deepcopy: a lock is neither picklable nor shared
+    def _start(self, calls):
+        # The RNG position: training-mode forward calls take the seeds derive(seed, calls),
+        # derive(seed, calls + 1), ... from one iterator, atomically (see cdrop/_seed.py), so
+        # threads sharing the layer never get the same mask; a call takes its seed only when
+        # nothing can fail any more, so a failing call takes no number.
+        self._counter = itertools.count(calls)
+        self._seeds = derived_seeds(self._seed, self._counter, self)
+
+    @property
+    def _calls(self):
+        """Training-mode forward calls made so far: the RNG position."""
+        return count_of(self._counter)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickle and copy.deepcopy: the position as a number; a lock is neither picklable nor
+        # shared, and the seed iterator is rebuilt from the position
         state = self.__dict__.copy()
-        state.pop("_lock", None)
+        for name in ("_lock", "_counter", "_seeds"):
+            state.pop(name, None)
+        state["_calls"] = self._calls
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        calls = state.pop("_calls", 0)
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._start(calls)
         _LAYERS.add(self)
 
     @property
-    def p(self):
+    def p(self) -> float:
         return self._p
 
     @p.setter
-    def p(self, value):
-        self._p = _check_p(value)
+    def p(self, value: float) -> None:
+        self._p = check_p(value)
 
-    def train(self, mode=True):
+    def train(self, mode: Flag = True) -> Self:
         """Set training mode (``mode=True``) or evaluation mode; returns the layer.
+
+        Raises
+        ------
+        TypeError
+            If `mode` is not a bool or ``numpy.bool_`` (the mode is then unchanged).
 
         Examples
         --------
@@ -106,7 +152,7 @@ class Dropout:
         self.training = as_flag(mode, "mode")
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
         """Set evaluation mode, in which forward and backward are the identity; returns the layer.
 
         Examples
@@ -117,7 +163,7 @@ class Dropout:
         """
         return self.train(False)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[Any]:
         """Apply dropout to `x` (training mode) or return `x` itself (evaluation mode).
 
         Parameters
@@ -129,6 +175,12 @@ class Dropout:
         -------
         ndarray
             See :func:`dropout`.
+
+        Raises
+        ------
+        TypeError, ValueError, MemoryError
+            As :func:`dropout` does for `x`.  A call that raises takes no call number: the
+            next one draws the mask this one would have drawn.
 
         Examples
         --------
@@ -142,18 +194,47 @@ class Dropout:
             y = dropout(x, self._p, False, inplace=self.inplace)
             self._last = "eval"
             return y
-        with self._lock:
-            call_seed = _kernels.derive(self._seed, self._calls)
-            y = dropout(x, self._p, True, inplace=self.inplace, seed=call_seed)
-            self._calls += 1  # only after a successful call: a failing one takes no number
-            self._last = (call_seed, self._p, y.shape)
+        p = self._p
+        # The common call, as in dropout (cdrop/_dropout.py), whose block this is: `p` is a
+        # float already, and the call number is taken last, when nothing can fail any more.
+        if type(x) is _ndarray and 0.0 < p < 1.0:
+            dt = x.dtype
+            if dt is FLOAT32 or dt is FLOAT64:
+                inplace = self.inplace
+                dst = None
+                if inplace is False:
+                    dst = empty_like(x)
+                elif inplace is True:
+                    flags = x.flags
+                    if flags.writeable and (flags.c_contiguous or flags.f_contiguous):
+                        dst = x
+                if dst is not None:
+                    seed = next(self._seeds)
+                    nt = 1 if x.size < MIN_PARALLEL else get_num_threads()
+                    if not _apply(x, dst, seed, 0, p, nt, dst is not x):
+                        apply_misaligned(x, dst, seed, 0, p, nt)
+                    self._last = (seed, p, x.shape)
+                    return dst
+        # the general path, with the same seeds
+        source = SeedSource(self._seeds)
+        y = dropout(x, p, True, inplace=self.inplace, seed=source)
+        self._last = (source.value, p, y.shape)
         return y
 
-    def __call__(self, x):
-        """Same as :meth:`forward` (which subclasses may override)."""
+    # layer(x) is forward itself, saving a call (a tenth of a 1000-element call); a subclass
+    # that overrides forward gets a __call__ that calls it (see __init_subclass__).
+    __call__ = forward
+
+    def _call_forward(self, x: ArrayLike) -> NDArray[Any]:
+        """Same as :meth:`forward`, which this subclass overrides."""
         return self.forward(x)
 
-    def backward(self, grad):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
+            cls.__call__ = Dropout._call_forward
+
+    def backward(self, grad: ArrayLike) -> Any:  # an ndarray, or grad itself (see Returns)
         """Gradient of the loss with respect to the last forward call's input.
 
         In training mode, applies the mask and scale of the last forward call to `grad`,
@@ -194,12 +275,12 @@ class Dropout:
         if last == "eval":
             return grad
         call_seed, p, shape = last
-        grad = _as_float_array(grad, "grad")  # so that errors name grad, not dropout's x
-        if grad.shape != shape:
+        g = as_float_array(grad, "grad")  # so that errors name grad, not dropout's x
+        if g.shape != shape:
             raise ValueError(
-                f"grad has shape {grad.shape}, but the last forward output had shape {shape}"
+                f"grad has shape {g.shape}, but the last forward output had shape {shape}"
             )
-        return dropout(grad, p, True, seed=call_seed)
+        return dropout(grad if isinstance(grad, np.ndarray) else g, p, True, seed=call_seed)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Dropout(p={self._p!r}, inplace={self.inplace!r})"

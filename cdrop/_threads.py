@@ -1,10 +1,15 @@
 """Thread-count policy: one resolver, used by every call (after scikit-learn's
 ``_openmp_effective_n_threads``)."""
+from __future__ import annotations
+
 import os
 import threading
+from typing import SupportsIndex
 
 from . import _kernels
-from ._checks import as_int
+from ._checks import MAX_THREADS, check_num_threads
+
+__all__ = ["MAX_THREADS", "MIN_PARALLEL", "get_num_threads", "resolve", "set_num_threads"]
 
 _lock = threading.Lock()
 _default = None  # set by set_num_threads; None means "resolve from the environment"
@@ -24,29 +29,25 @@ def _cpu_count():
 
 
 _CPUS = _cpu_count()
+# Below this many elements the kernels use one thread whatever they are asked (the C constant
+# CDROP_MIN_PARALLEL), so calls that small need not look up the default.
+MIN_PARALLEL = _kernels.build_info()["min_parallel"]
 # libgomp reads OMP_NUM_THREADS once, at start-up; so do we.
 _OMP_ENV = "OMP_NUM_THREADS" in os.environ
 
 
-# Larger requests are treated as this many (no machine comes close; it keeps the value a C int).
-MAX_THREADS = 1 << 16
-
-
-def _check_positive_int(name, n):
-    n = as_int(n, name)
-    if n < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
-    return min(n, MAX_THREADS)
-
-
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads cdrop uses when a call does not say.
 
     ``set_num_threads(n)`` fixes it.  Otherwise it is ``omp_get_max_threads()`` (which honours
     ``OMP_NUM_THREADS`` and ``threadpoolctl``), capped at the CPUs this process may run on
-    (its affinity mask; CPU quotas are not read) unless ``OMP_NUM_THREADS`` is set.  1 in a
-    build without OpenMP and in a fork()ed child (see :func:`cdrop.show_config`).  Whatever the number,
-    arrays smaller than 65,536 elements run on one thread, and results never depend on it.
+    (its affinity mask; CPU quotas are not read) unless ``OMP_NUM_THREADS`` is set.
+    ``threadpoolctl``'s limits, like ``omp_set_num_threads``, are per calling thread (an OpenMP
+    rule that libgomp follows): a limit set in one Python thread does not change the default of
+    calls made from other threads, whereas ``set_num_threads`` applies to all threads.  1 in a
+    build without OpenMP and in a fork()ed child (see :func:`cdrop.show_config`).  Whatever the
+    number, arrays smaller than 65,536 elements run on one thread, and results never depend on
+    it.
 
     Returns
     -------
@@ -66,10 +67,10 @@ def get_num_threads():
     n = _kernels.max_threads()
     if not _OMP_ENV and n > _CPUS:
         n = _CPUS
-    return n if n > 1 else 1
+    return max(1, n)
 
 
-def set_num_threads(n):
+def set_num_threads(n: SupportsIndex | None) -> None:
     """Set the default number of threads for all later calls.
 
     Parameters
@@ -94,7 +95,7 @@ def set_num_threads(n):
     >>> cdrop.set_num_threads(None)
     """
     global _default
-    value = None if n is None else _check_positive_int("n", n)
+    value = None if n is None else check_num_threads(n, "n")
     with _lock:
         _default = value
 
@@ -103,9 +104,7 @@ def resolve(num_threads):
     """Per-call thread count: the argument if given, else the default."""
     if num_threads is None:
         return get_num_threads()
-    if type(num_threads) is int and 1 <= num_threads <= MAX_THREADS:
-        return num_threads
-    return _check_positive_int("num_threads", num_threads)
+    return check_num_threads(num_threads)
 
 
 def _after_fork_in_child():
