@@ -66,7 +66,7 @@ from pathlib import Path
 import numpy as np
 
 import cdrop
-from cdrop._bench import interleaved_samples
+from cdrop._bench import interleaved_samples, positive_int
 from impls import IMPLEMENTATIONS, Unavailable, floor_openmp
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -510,16 +510,6 @@ def _tie_free(p):
     return thr & 0xFFFFFF == 0
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
 def ad_hoc_labels(args):
     """What makes this run differ from the full default run: [] for that run only."""
     return [label for label, differs in (
@@ -548,7 +538,7 @@ def parser():
                     help="only what the speed targets need (cdrop in place, out of place and "
                          "packed mask, the floors, and the peers at 4M), fewer rounds: print "
                          "the tables and the target checklist, write no file (about 20 s)")
-    ap.add_argument("--rounds", type=_positive_int, default=None,
+    ap.add_argument("--rounds", type=positive_int, default=None,
                     help="rounds at every size (default: 61 up to 16,384, 201 at 262,144, "
                          "41 at 4M, 21 at 16M; --quick: 41/41/101; --check: 31/61/21/15)")
     ap.add_argument("--out", type=Path, default=None,

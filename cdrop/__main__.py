@@ -15,7 +15,7 @@ import numpy as np
 
 import cdrop
 
-from ._bench import interleaved_samples, textbook_dropout
+from ._bench import interleaved_samples, positive_int, textbook_dropout
 
 # The help text is plain text, not reST: argparse prints it as it is.
 DESCRIPTION = """\
@@ -68,16 +68,6 @@ def parse_sizes(text):
     return sizes
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
 def _probability(text):
     try:
         value = float(text)
@@ -113,7 +103,7 @@ def parser():
                     help="element type (default: float32)")
     ap.add_argument("--p", type=_probability, default=0.5, metavar="P",
                     help="drop probability, 0 <= P < 1 (default: 0.5)")
-    ap.add_argument("--threads", type=_positive_int, metavar="N",
+    ap.add_argument("--threads", type=positive_int, metavar="N",
                     help="threads for cdrop (default: cdrop.get_num_threads(), "
                          "the max_threads line; NumPy always runs on one)")
     ap.add_argument("--budget", type=_seconds, default=3.0, metavar="SECONDS",

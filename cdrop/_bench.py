@@ -10,11 +10,12 @@ r + 1 does the same, so that a slow phase of a shared machine (another process, 
 change) hits all of them alike, and each implementation's result is the median over the rounds.
 A median of interleaved rounds is still a noisy number: compare ratios within one run.
 """
+import argparse
 import time
 
 import numpy as np
 
-__all__ = ["interleaved_samples", "textbook_dropout"]
+__all__ = ["interleaved_samples", "positive_int", "textbook_dropout"]
 
 
 def textbook_dropout(x, p):
@@ -109,3 +110,14 @@ def interleaved_samples(funcs, rounds, *, setups=None, warmup=0, prime=False,
             if r >= warmup:
                 acc.append(t / len(batch))
     return samples
+
+
+def positive_int(text):
+    """argparse type of the command's and bench/report.py's counts: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value

@@ -1,21 +1,17 @@
 """Run-time configuration: CDROP_STREAM_BYTES beyond the kernels' int64 means "never stream",
 and the thread-count docs say that threadpoolctl's limits are per calling thread."""
 import os
-import subprocess
-import sys
 
 import pytest
 
 import cdrop
+from helpers import run_python
 
 
 def _child(code, **env):
-    full = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CDROP_STREAM_BYTES")}
-    full.update(env)
     # -W error: a warning at import fails the child
-    return subprocess.run([sys.executable, "-W", "error", "-c", code], check=False,
-                          capture_output=True, text=True, timeout=120, env=full,
-                          cwd=os.path.dirname(os.path.abspath(__file__)))
+    return run_python(["-W", "error", "-c", code], os.path.dirname(os.path.abspath(__file__)),
+                      env={"CDROP_STREAM_BYTES": None, **env})
 
 
 @pytest.mark.parametrize("value", [str(2**63), str(2**64), str(10**30)])

@@ -9,8 +9,6 @@ that disagree: they must refuse them with a ValueError, having written nothing.
 """
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 
 import cdrop
 from cdrop import _kernels
+from helpers import run_python
 
 # Shared by every child: a guarded buffer, the subclasses, and the report.
 PRELUDE = textwrap.dedent(
@@ -142,11 +141,8 @@ CASES = {
 
 
 def _run_child(body):
-    code = PRELUDE + textwrap.dedent(body)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                          text=True, timeout=120, env=env,
-                          cwd=os.path.dirname(os.path.abspath(__file__)))
+    # a fresh Python, so that a crash fails the test instead of killing pytest
+    return run_python(PRELUDE + textwrap.dedent(body), os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("case", list(CASES))

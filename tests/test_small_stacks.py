@@ -1,20 +1,14 @@
 """No kernel may need more than a few KiB of stack: calls must work in threads with small stacks.
 
-The band walk (Fortran-ordered and other column-major layouts) keeps a 64 KiB keep buffer on the
-stack and the strided walk a 16 KiB one, so a thread with a 64 KiB stack dies of SIGSEGV.  Each
-case runs in a fresh Python, so that the crash fails the test instead of killing pytest.  Marked
-xfail(strict=True) until the C restructure moves the scratch buffers to the heap: the lead flips
-the marker then, and a strict xfail that starts passing fails the suite as a reminder.
+The band walk (Fortran-ordered and other column-major layouts) once kept a 64 KiB keep buffer on
+the stack and the strided walk a 16 KiB one, so a thread with a 64 KiB stack died of SIGSEGV; the
+walks now take per-thread scratch from the heap (cdrop/_src/walk_layout.c).  Each case runs in a
+fresh Python, so that a crash fails the test instead of killing pytest.
 """
 import os
-import subprocess
-import sys
 import textwrap
 
-import pytest
-
-    strict=True, reason="band walk stack buffer; fixed by the C restructure"
-)
+from helpers import run_python
 
 CALLS = textwrap.dedent(
     """
@@ -34,11 +28,8 @@ CALLS = textwrap.dedent(
 
 
 def _run(code, **env):
-    full = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    full.update(env)
-    return subprocess.run([sys.executable, "-c", CALLS + textwrap.dedent(code)],
-                          check=False, capture_output=True, text=True, timeout=120, env=full,
-                          cwd=os.path.dirname(os.path.abspath(__file__)))
+    return run_python(CALLS + textwrap.dedent(code), os.path.dirname(os.path.abspath(__file__)),
+                      env=env)
 
 
 def test_python_thread_with_a_64k_stack():
