@@ -29,7 +29,6 @@ from ._checks import (
     inplace_needs_ndarray,
     same_elements,
 )
-from ._threads import MIN_PARALLEL
 
 _ndarray = np.ndarray
 # np.empty_like without the __array_function__ dispatch (NEP 18's _implementation; 140 ns of
@@ -189,10 +188,10 @@ def dropout(
             if dst is not None:
                 if seed is None:
                     seed = next(_stream.seeds)  # last: nothing can fail any more
-                # below MIN_PARALLEL elements the kernels use one thread whatever they are asked
-                nt = 1 if x.size < MIN_PARALLEL else _get_num_threads()
-                if not _apply(x, dst, seed, 0, p, nt, dst is not x):
-                    apply_misaligned(x, dst, seed, 0, p, nt)
+                # num_threads 0: the default, which the kernels ask for only when the array is
+                # big enough to use threads
+                if not _apply(x, dst, seed, 0, p, 0, dst is not x):
+                    apply_misaligned(x, dst, seed, 0, p, 0)
                 return dst
     return _dropout(x, p, training, inplace, out, seed, offset, num_threads)
 

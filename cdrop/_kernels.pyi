@@ -1,5 +1,5 @@
 # Stub of the compiled module cdrop/_kernels.pyx (checked by mypy's stubtest in CI).
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -13,6 +13,7 @@ __all__ = [
     "keep_mask",
     "max_threads",
     "set_path",
+    "set_default_threads",
     "set_serial_only",
     "set_stream_bytes",
     "BLOCK",
@@ -22,6 +23,7 @@ BLOCK: int
 
 def set_path(name: str) -> str: ...
 def get_path() -> str: ...
+def set_default_threads(f: Callable[[], int]) -> None: ...
 def set_serial_only(flag: bool) -> None: ...
 def set_stream_bytes(nbytes: int) -> int: ...
 def get_stream_bytes() -> int: ...

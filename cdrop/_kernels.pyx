@@ -27,6 +27,7 @@ __all__ = [
     "keep_mask",
     "max_threads",
     "set_path",
+    "set_default_threads",
     "set_serial_only",
     "set_stream_bytes",
     "BLOCK",
@@ -141,6 +142,18 @@ def get_stream_bytes():
     return _stream_bytes
 
 
+# The default thread count, cdrop._threads.get_num_threads (set at import), which the entry
+# points ask for when given num_threads=0, and only for arrays big enough to use threads: the
+# common 1,000-element call then spends nothing on it.
+cdef object _default_threads = None
+
+
+def set_default_threads(f):
+    """Set the callable that ``num_threads=0`` asks for the default thread count."""
+    global _default_threads
+    _default_threads = f
+
+
 def set_serial_only(bint flag):
     """Force every call onto one thread (used in fork()ed children)."""
     global _serial_only
@@ -176,11 +189,15 @@ def derive(uint64_t a, uint64_t b):
     return cdrop_derive(a, b)
 
 
-cdef int _threads_for(int64_t n, Py_ssize_t requested) noexcept nogil:
+cdef int _threads_for(int64_t n, Py_ssize_t requested) except -1:
     # One thread below CDROP_MIN_PARALLEL elements, and at least CDROP_MIN_PER_THREAD each
-    # (which also bounds any huge request to what n can use).
+    # (which also bounds any huge request to what n can use); requested == 0: the default.
     cdef int64_t cap
-    if _serial_only or requested <= 1 or n < CDROP_MIN_PARALLEL:
+    if _serial_only or n < CDROP_MIN_PARALLEL:
+        return 1
+    if requested == 0:
+        requested = _default_threads()
+    if requested <= 1:
         return 1
     cap = n // CDROP_MIN_PER_THREAD
     return <int>(cap if cap < requested else requested)

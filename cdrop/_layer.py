@@ -14,7 +14,6 @@ from . import _kernels
 from ._checks import FLOAT32, FLOAT64, SeedSource, as_flag, as_float_array, check_p
 from ._dropout import Flag, Seed, apply_misaligned, dropout, empty_like
 from ._seed import count_of, derived_seeds, resolve_seed
-from ._threads import MIN_PARALLEL, get_num_threads
 
 if TYPE_CHECKING:  # for annotations only, which are never evaluated: no run-time dependency
     from typing_extensions import Self
@@ -210,9 +209,9 @@ class Dropout:
                         dst = x
                 if dst is not None:
                     seed = next(self._seeds)
-                    nt = 1 if x.size < MIN_PARALLEL else get_num_threads()
-                    if not _apply(x, dst, seed, 0, p, nt, dst is not x):
-                        apply_misaligned(x, dst, seed, 0, p, nt)
+                    # num_threads 0: the default, asked only when the array can use threads
+                    if not _apply(x, dst, seed, 0, p, 0, dst is not x):
+                        apply_misaligned(x, dst, seed, 0, p, 0)
                     self._last = (seed, p, x.shape)
                     return dst
         # the general path, with the same seeds

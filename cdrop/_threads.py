@@ -117,5 +117,9 @@ def _after_fork_in_child():
     _lock = threading.Lock()  # another thread of the parent may have held it at fork()
 
 
+# num_threads=0 in the compiled entry points (the fast paths of cdrop/_dropout.py and
+# cdrop/_layer.py) means get_num_threads(), asked only for arrays that can use threads.
+_kernels.set_default_threads(get_num_threads)
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

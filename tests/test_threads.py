@@ -232,3 +232,29 @@ def test_openmp_wait_left_alone_when_libgomp_was_loaded_first(tmp_path):
         pytest.skip("serial build: no OpenMP runtime")
     assert got["state"] == "libgomp's default (libgomp was loaded before cdrop)"
     assert got["env"] is None
+
+
+def test_num_threads_zero_asks_the_default_only_for_arrays_that_can_use_threads():
+    """The fast paths pass num_threads=0 to the kernels: the default thread count is then asked
+    of cdrop._threads.get_num_threads (registered at import), and only for big arrays."""
+    from cdrop import _kernels, _threads
+
+    asked = []
+
+    def default():
+        asked.append(1)
+        return 2
+
+    small = np.ones(1000, np.float32)
+    big = np.ones(_threads.MIN_PARALLEL, np.float32)
+    _kernels.set_default_threads(default)
+    try:
+        _kernels.apply(small, small, 1, 0, 0.5, 0)
+        assert asked == []
+        _kernels.apply(big, big, 1, 0, 0.5, 0)
+        assert asked == [1]
+    finally:
+        _kernels.set_default_threads(_threads.get_num_threads)
+    # and the common call, which passes 0, gives what an explicit thread count gives
+    x = np.random.default_rng(0).standard_normal(3 * _threads.MIN_PARALLEL).astype(np.float32)
+    assert_bits_equal(cdrop.dropout(x, 0.5, seed=3), cdrop.dropout(x, 0.5, seed=3, num_threads=1))
