@@ -120,9 +120,9 @@ def check_seed(seed, name="seed"):
     :func:`cdrop._seed.draw` turns it into the call's 64-bit seed, as the last step before the
     kernel.
     """
-    if seed is None or isinstance(seed, (np.random.Generator, SeedSource)):
+    if type(seed) is int and 0 <= seed < U64:  # the common case first: 40 ns, not 170
         return seed
-    if type(seed) is int and 0 <= seed < U64:
+    if seed is None or isinstance(seed, (np.random.Generator, SeedSource)):
         return seed
     seed = as_int(seed, name, "an int in [0, 2**64), a numpy.random.Generator or None")
     if not 0 <= seed < U64:
@@ -231,6 +231,8 @@ def check_dtype(dtype, name, converted_from=None):
 def as_float_array(x, name):
     """`x` as a plain ndarray of a supported dtype (array-likes converted; subclasses viewed
     through the base class, see :func:`base`)."""
+    if type(x) is _ndarray and x.dtype in FLOAT_DTYPES:  # the common case, without calls
+        return x
     if isinstance(x, _ndarray):
         xb = base(x)
         check_dtype(xb.dtype, name)
@@ -317,8 +319,8 @@ def check_out(out, xb):
     """`out` as a base-class array after checking it against `xb` (the base-class x)."""
     if not isinstance(out, _ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    ob = base(out)
-    if ob.dtype != xb.dtype:
+    ob = out if type(out) is _ndarray else base(out)
+    if ob.dtype is not xb.dtype and ob.dtype != xb.dtype:  # `is`: the common case, quickly
         raise TypeError(f"out has dtype {ob.dtype}, but x has dtype {xb.dtype}; they must match")
     if ob.shape != xb.shape:
         raise ValueError(f"out has shape {ob.shape}, but x has shape {xb.shape}; they must match")

@@ -193,11 +193,9 @@ def dropout(
                 if not _apply(x, dst, seed, 0, p, 0, dst is not x):
                     apply_misaligned(x, dst, seed, 0, p, 0)
                 return dst
-    return _dropout(x, p, training, inplace, out, seed, offset, num_threads)
 
-
-def _dropout(x, p, training, inplace, out, seed, offset, num_threads):
-    """dropout() in general: every check, in the order the messages have always come."""
+    # The general path: every check, in the order the messages have always come.  (Inline, not
+    # a function of its own: a call with 8 arguments costs 80 ns.)
     p = check_p(p)
     training = as_flag(training, "training")
     inplace = as_flag(inplace, "inplace")
@@ -234,7 +232,8 @@ def _dropout(x, p, training, inplace, out, seed, offset, num_threads):
     fresh = ob is None
     if fresh:
         ob = empty_like(xb)  # layout of x (order="K"); a plain ndarray: no subclass code runs
-    seed = _seed.draw(seed)  # last: everything that can fail has been done
+    if type(seed) is not int:  # an int is its own seed; None, Generator, a layer's: draw
+        seed = _seed.draw(seed)  # last: everything that can fail has been done
     if p == 0.0:
         if ob is not xb:
             np.copyto(ob, xb)
@@ -319,7 +318,8 @@ def dropout_mask(
             mask = np.zeros(shape, dtype=bool) if 0.0 < p else np.ones(shape, dtype=bool)
     except (ValueError, OverflowError) as exc:  # beyond what NumPy can represent
         raise ValueError(f"shape {shape} cannot be allocated by NumPy: {exc}") from None
-    seed = _seed.draw(seed)  # last: everything that can fail has been done
+    if type(seed) is not int:  # an int is its own seed; None, Generator, a layer's: draw
+        seed = _seed.draw(seed)  # last: everything that can fail has been done
     if p == 0.0:
         if packed and n % 8:
             mask[-1] = (1 << (n % 8)) - 1

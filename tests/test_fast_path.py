@@ -1,6 +1,6 @@
 """The common call (a float32/float64 ndarray, a float p in (0, 1), an int or None seed, the
-other arguments at their defaults) takes a short path (cdrop._dropout.common_call) that must
-give exactly what the general path gives: the same bits, the same errors, the same seeds drawn,
+other arguments at their defaults) takes a short path (the first block of
+cdrop._dropout.dropout) that must give exactly what the general path gives: the same bits, the same errors, the same seeds drawn,
 for ``dropout`` and for ``Dropout.forward``.  No timings here (bench/ measures the speed)."""
 import numpy as np
 import pytest
@@ -87,7 +87,8 @@ def test_common_calls_do_not_take_the_general_path(monkeypatch):
     def general(*args):
         raise AssertionError("the common call went through the general path")
 
-    monkeypatch.setattr(_dropout, "_dropout", general)
+    # the general path starts by checking p: a call that reaches check_p took it
+    monkeypatch.setattr(_dropout, "check_p", general)
     x = np.ones(1000, np.float32)
     cdrop.dropout(x, 0.5)
     cdrop.dropout(x, 0.5, seed=7)
