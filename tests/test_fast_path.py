@@ -1,7 +1,8 @@
 """The common call (a float32/float64 ndarray, a float p in (0, 1), an int or None seed, the
 other arguments at their defaults) takes a short path (the first block of
-cdrop._dropout.dropout) that must give exactly what the general path gives: the same bits, the same errors, the same seeds drawn,
-for ``dropout`` and for ``Dropout.forward``.  No timings here (bench/ measures the speed)."""
+cdrop._dropout.dropout) that must give exactly what the general path gives: the same bits,
+the same errors, the same seeds drawn, for ``dropout`` and for ``Dropout.forward``.  No timings
+here (bench/ measures the speed)."""
 import numpy as np
 import pytest
 
