@@ -43,22 +43,40 @@ Flag = Union[bool, np.bool_]  # flags: bool or numpy.bool_, nothing else
 Seed = Union[SupportsIndex, np.random.Generator, None]  # an int in [0, 2**64), a Generator, None
 
 
-def _run_kernel(src, dst, seed, offset, p, n_threads, fresh=False):
-    """dst[...] = dropout(src) for 0 < p < 1 (src may be dst); fresh: dst was just allocated."""
+def _run_kernel(src, dst, seed, offset, p, n_threads, fresh=False, tmp=None):
+    """dst[...] = dropout(src) for 0 < p < 1 (src may be dst); fresh: dst was just allocated;
+    tmp: see apply_misaligned."""
     if not _apply(src, dst, seed, offset, p, n_threads, fresh):
-        apply_misaligned(src, dst, seed, offset, p, n_threads)
+        apply_misaligned(src, dst, seed, offset, p, n_threads, tmp)
 
 
-def apply_misaligned(src, dst, seed, offset, p, n_threads):
+def apply_misaligned(src, dst, seed, offset, p, n_threads, tmp=None):
     """dst[...] = dropout(src) when _kernels.apply refused src or dst as misaligned.
 
     The C kernels assume naturally aligned elements (a float32 view one byte into a uint8
-    buffer is not): work on an aligned copy and copy the result back.  apply checked the
-    alignment, once; the copy is aligned by construction.
+    buffer is not).  It allocates nothing, because the seed is already drawn and a failing call
+    must not consume one: with an aligned dst, dropout runs in place on a copy of src in dst;
+    a caller whose dst is misaligned passes `tmp`, an aligned array of src's shape allocated
+    before drawing the seed, and the result is copied back from it.
     """
-    tmp = np.array(src, order="K", copy=True)
+    if tmp is None:
+        np.copyto(dst, src)
+        _apply(dst, dst, seed, offset, p, n_threads)
+        return
+    np.copyto(tmp, src)
     _apply(tmp, tmp, seed, offset, p, n_threads)
     np.copyto(dst, tmp)
+
+
+def _masked_result(x, ob):
+    """The result `ob` of a numpy.ma.MaskedArray `x` as a masked array with x's mask (a copy),
+    as a ufunc gives it: MaskedArray.__array_wrap__ without a ufunc's context would drop the
+    mask, and masked elements would silently become ordinary values."""
+    res = ob.view(type(x))
+    mask = np.ma.getmask(x)
+    if mask is not np.ma.nomask:
+        res.mask = mask  # the setter copies the values
+    return res
 
 
 def dropout(
@@ -182,8 +200,9 @@ def dropout(
                 dst = empty_like(x)  # order="K", the default: the layout of x
             elif inplace is True:
                 flags = x.flags
-                # contiguous: no zero strides, so no element is another's memory
-                if flags.writeable and (flags.c_contiguous or flags.f_contiguous):
+                # contiguous: no zero strides, so no element is another's memory; aligned: the
+                # misaligned fallback would need a temporary, allocated before the seed is drawn
+                if flags.writeable and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
                     dst = x
             if dst is not None:
                 if seed is None:
@@ -230,8 +249,11 @@ def dropout(
     # array, or None (a new array).  The kernels read x and write out element by element, so an
     # `out` over x's own elements is in-place dropout even when x is a read-only view.
     fresh = ob is None
+    tmp = None
     if fresh:
         ob = empty_like(xb)  # layout of x (order="K"); a plain ndarray: no subclass code runs
+    elif 0.0 < p < 1.0 and not ob.flags.aligned:
+        tmp = empty_like(xb)  # for apply_misaligned, allocated before the seed is drawn
     if type(seed) is not int:  # an int is its own seed; None, Generator, a layer's: draw
         seed = _seed.draw(seed)  # last: everything that can fail has been done
     if p == 0.0:
@@ -240,11 +262,13 @@ def dropout(
     elif p == 1.0:
         ob.fill(0)
     else:
-        _run_kernel(xb, ob, seed, offset, p, n_threads, fresh)
+        _run_kernel(xb, ob, seed, offset, p, n_threads, fresh, tmp)
     if not fresh:
         return out
     if x is xb or type(x) is _ndarray:
         return ob
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_result(x, ob)
     return x.__array_wrap__(ob)  # a subclass gets its result the way a ufunc would give it
 
 

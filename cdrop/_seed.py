@@ -65,10 +65,17 @@ class _Stream:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self.reset(int.from_bytes(os.urandom(8), "little"))
+        self.reseed()
 
     def reset(self, base):
         self.seeds = derived_seeds(base, itertools.count(), self)
+        self.seeded = True  # by manual_seed: reproducible, also in fork()ed children
+
+    def reseed(self):
+        """A fresh base from the operating system's entropy (at import, and in a fork()ed child
+        of a process that never called manual_seed)."""
+        self.seeds = derived_seeds(int.from_bytes(os.urandom(8), "little"), itertools.count(), self)
+        self.seeded = False
 
 
 stream = _Stream()  # one object for the whole process (reset in place by manual_seed)
@@ -77,6 +84,11 @@ stream = _Stream()  # one object for the whole process (reset in place by manual
 def _reset_lock_after_fork():
     # A thread of the parent may have held the lock at fork(); the child has no such thread.
     stream._lock = threading.Lock()
+    # An unseeded stream is reseeded, as Python's `random` is: otherwise every forked worker
+    # (multiprocessing, DataLoader) would draw its parent's next seeds, the same "random" masks
+    # in every worker.  After manual_seed the child keeps the sequence: that is reproducibility.
+    if not stream.seeded:
+        stream.reseed()
 
 
 if hasattr(os, "register_at_fork"):
