@@ -34,18 +34,11 @@ def _build(tree, env):
 
 @pytest.mark.slow
 def test_a_variant_is_rebuilt_in_a_tree_built_before(tmp_path):
-    """Bug: setup.py's variants are invisible to setuptools' up-to-date check.  build_ext
-    skips an extension whose .so in build/ is newer than its sources ("skipping
-    'cdrop._kernels' Cython extension (up-to-date)"), and cythonize() keeps a cdrop/_kernels.c
-    generated under other directives, so after one build of a tree, ``CDROP_NO_OPENMP=1 pip
-    install --no-build-isolation .`` installs the OpenMP binary again (show_config()["openmp"]
-    stays True), and CDROP_DEBUG=1 / CDROP_SANITIZE=address,undefined install a binary without
-    Cython's bounds checks and without ASan (``ldd`` shows no libasan).  Seen here the other way
-    round (a serial debug build, then the default one, which must use OpenMP).  .ci/run hides it
-    by building each variant from a fresh sdist.  Expected: each build compiles what its
-    variables ask for, e.g. ``self.force = True`` in BuildExt.build_extensions (the extension
-    builds in seconds) and ``cythonize(..., force=True)`` or a directive-dependent build
-    folder (setup.py:121-140)."""
+    """Each build compiles what its variables ask for, also in a tree built before: setuptools'
+    up-to-date check and cythonize() see no change of CDROP_NO_OPENMP, CDROP_DEBUG or
+    CDROP_SANITIZE, so setup.py forces both.  Checked the other way round from the usual
+    mistake: a serial debug build, then the default one, which must use OpenMP.  (.ci/run builds
+    each variant from a fresh sdist, which would hide a failure.)"""
     for name in FILES:
         shutil.copy2(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "cdrop", tmp_path / "cdrop",

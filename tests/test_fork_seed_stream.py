@@ -1,11 +1,10 @@
 """fork()ed children do not repeat their parent's unseeded package stream.
 
 README (Threads) names multiprocessing's fork start method and PyTorch DataLoader workers as
-places cdrop runs.  The package stream behind ``seed=None`` is seeded from os.urandom at import
-(cdrop/_seed.py:353) and only the locks are replaced after fork (:362-368), so every forked
-worker draws the parent's next seeds: identical "random" masks in every worker.  Python's own
-``random`` reseeds itself in a fork()ed child for this reason.  Only the unseeded stream is
-asked to differ: after ``manual_seed`` a child repeating the sequence is reproducibility.
+places cdrop runs.  The package stream behind ``seed=None`` is seeded from os.urandom at import;
+a forked child that kept it would draw the parent's next seeds, the same "random" masks in every
+worker, so the child reseeds it, as Python's own ``random`` does.  Only the unseeded stream
+differs: after ``manual_seed`` a child continuing the sequence is reproducibility.
 """
 import os
 import sys

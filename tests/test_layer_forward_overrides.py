@@ -1,9 +1,9 @@
 """layer(x) runs whatever `forward` the layer has, and backward accepts the forward's own input.
 
-PyTorch's Module.__call__ looks up ``self.forward`` on every call, so a mixin's forward, a
-forward assigned to the class after it was made, and one assigned to an instance (hooks,
-mock.patch.object) all run.  Dropout binds ``__call__ = forward`` for speed and rebinds it only
-for subclasses that define ``forward`` in their own body (cdrop/_layer.py:225-234).
+As PyTorch's Module.__call__, Dropout.__call__ looks up ``self.forward`` on every call, so a
+mixin's forward, a forward assigned to the class after it was made, and one assigned to an
+instance (hooks, mock.patch.object) all run.  backward checks grad against the shape of the
+memory the forward's mask covered, not a shape a subclass reports through Python.
 """
 import numpy as np
 

@@ -1,8 +1,8 @@
 """A numpy.ma.MaskedArray keeps its mask through dropout, as it does through a ufunc.
 
-dropout's docstring: "a new result is wrapped with ``x.__array_wrap__``, as NumPy's ufuncs do".
-MaskedArray.__array_wrap__ without a ufunc context gives an all-False mask, so masked elements
-silently become ordinary values of the result.
+MaskedArray.__array_wrap__ without a ufunc's context gives an all-False mask, under which
+masked elements would silently become ordinary values of the result, so dropout gives a masked
+result x's mask itself (a copy: the two masks stay independent).
 """
 import numpy as np
 

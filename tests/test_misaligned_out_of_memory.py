@@ -2,9 +2,9 @@
 
 README (Semantics): "a call that raises leaves x, out and the seed stream untouched";
 dropout's docstring: MemoryError ... "A call that raises writes nothing and consumes no seed".
-The aligned temporary of a misaligned array (cdrop/_dropout.py:59) is allocated after the seed
-was drawn (the fast path draws at :190, the general path at :236), so its MemoryError comes
-after the package stream, a Generator or a layer's call number has moved on.
+A misaligned array needs an aligned temporary (the kernels dereference typed pointers); it is
+allocated before the seed is drawn, or not at all (an aligned result array holds the copy), so a
+MemoryError leaves the package stream, a Generator and a layer's call number where they were.
 """
 import sys
 

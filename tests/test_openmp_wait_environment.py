@@ -36,14 +36,9 @@ def _run(code, tmp_path):
 
 
 def test_a_wait_setting_made_with_os_putenv_is_respected_and_kept(tmp_path):
-    """Bug: _hardware.openmp_wait_defaults (cdrop/_hardware.py:80 and 91) looks for the user's wait
-    variables in ``os.environ`` only, a copy taken at interpreter start-up.  A setting made
-    afterwards in the C environment (``os.putenv``, or ``setenv`` in an extension imported
-    before cdrop) is not seen: cdrop then puts GOMP_SPINCOUNT=10000 over it, so libgomp runs
-    with 10000 instead of the user's 123, show_config() claims cdrop's default, and __exit__'s
-    ``del os.environ["GOMP_SPINCOUNT"]`` (unsetenv) erases the user's variable from the C
-    environment for the rest of the process and its children.  Expected: the user's 123 in
-    libgomp and still in the C environment, state "from the environment"."""
+    """A wait setting made in the C environment after start-up (``os.putenv``, or ``setenv`` in
+    an extension imported before cdrop), which ``os.environ`` does not see, is the user's: libgomp
+    keeps it, it stays in the C environment, and show_config() says "from the environment"."""
     code = """
         import ctypes, json, os
         libc = ctypes.CDLL(None)
@@ -60,13 +55,9 @@ def test_a_wait_setting_made_with_os_putenv_is_respected_and_kept(tmp_path):
 
 
 def test_a_path_that_merely_contains_libgomp_does_not_count_as_libgomp(tmp_path):
-    """Bug: _hardware._libgomp_loaded (cdrop/_hardware.py:65) tests ``"libgomp" in`` the
-    whole text of /proc/self/maps, i.e. every mapped file's full path.  Any mapping whose
-    directory or name contains "libgomp" (a project checked out as ~/libgomp-study, a virtual
-    environment under it, a data file) makes cdrop believe libgomp was loaded first: it skips
-    its default (libgomp keeps its 300,000 spins) and show_config() reports "libgomp was loaded
-    before cdrop".  Expected: only a mapped library named libgomp*.so* counts (e.g. a regex on
-    the basename, r"/libgomp[^/]*\\.so"), so the default applies here."""
+    """Only a mapped shared object named libgomp*.so* counts as libgomp being loaded, not any
+    mapped path that contains the word (a project checked out as ~/libgomp-study, a venv under
+    it): cdrop's default then applies."""
     folder = tmp_path / "libgomp-study"
     folder.mkdir()
     data = folder / "weights.bin"
