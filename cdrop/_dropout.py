@@ -36,7 +36,6 @@ _ndarray = np.ndarray
 empty_like = getattr(np.empty_like, "_implementation", np.empty_like)
 _apply = _kernels.apply
 _stream = _seed.stream  # next(_stream.seeds): the next seed of the package stream
-_get_num_threads = _threads.get_num_threads
 _ZERO = 0
 
 Flag = Union[bool, np.bool_]  # flags: bool or numpy.bool_, nothing else

@@ -49,13 +49,4 @@ static inline void cdrop_or_bits64(uint8_t *bits, int64_t b, uint64_t v)
         p[8] |= (uint8_t)(v >> (64 - sh));
 }
 
-/* Eight keep flags (0/1 bytes) as eight bits, element k on bit k. */
-static inline uint8_t cdrop_pack8(const uint8_t *keep)
-{
-    uint8_t byte = 0;
-    for (int k = 0; k < 8; k++)
-        byte |= (uint8_t)(keep[k] << k);
-    return byte;
-}
-
 #endif /* CDROP_CONSUMERS_SCALAR_H */
