@@ -154,22 +154,23 @@ def _draw_key(generator=None):
 
 # The draw of seed=None as an operator of its own, so that torch.compile calls it as it is and
 # draws the same key from torch's default generator as eager does (Dynamo cannot trace random_,
-# and Inductor would replace torch.randint by its own generator).  The tag keeps the graph's
-# common-subexpression pass from merging two draws.
+# and Inductor would replace torch.randint by its own generator).  Its argument, a fresh
+# torch.empty per call (which the graph's common-subexpression pass never merges), keeps two
+# draws from being merged into one; the tag keeps the partitioner from recomputing a draw.
 @torch.library.custom_op("cdrop::draw_key", mutates_args=(),
                          tags=(torch.Tag.nondeterministic_seeded,))
-def _draw_op() -> Tensor:
+def _draw_op(unique: Tensor) -> Tensor:
     return _draw_key()
 
 
 @_draw_op.register_fake
-def _():
+def _(unique):
     return torch.empty((), dtype=torch.int64)
 
 
 def _draw(generator):
     if generator is None:
-        return _draw_op() if _is_compiling() else _draw_key()
+        return _draw_op(torch.empty(0)) if _is_compiling() else _draw_key()
     return _draw_key(generator)
 
 
