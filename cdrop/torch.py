@@ -1,0 +1,366 @@
+"""cdrop for PyTorch: dropout of CPU tensors, with the same bits as :func:`cdrop.dropout`.
+
+``import cdrop`` never imports this module (nor torch): ``import cdrop.torch`` does.
+
+Design:
+
+* ``cdrop::dropout`` (out of place) and ``cdrop::dropout_`` (in place) are custom operators
+  (``torch.library.custom_op``) that run cdrop's kernels on the tensors' own memory, through a
+  zero-copy NumPy view.  The out-of-place one has an autograd formula whose backward is the
+  same operator applied to the gradient with the same (key, offset, p): no mask and no tensor
+  is saved for backward, only the 0-d key tensor kept as a context attribute (8 bytes).
+* The key is a 0-d int64 tensor, so that ``torch.compile`` carries it as a graph input and
+  ``seed=None`` draws it in the graph from torch's generator (a Python int would be a constant
+  of the graph).  Keys and offsets in [2**63, 2**64) travel as their int64 two's complement.
+* Calls with no autograd and no tracing involved skip the dispatcher (about 10 us a call) and
+  run the kernels directly; the result is the same.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import _kernels
+from ._checks import U64, as_flag, check_offset, check_p, check_seed
+from ._threads import MIN_PARALLEL
+
+__all__ = ["Dropout", "dropout", "replace_dropout"]
+
+Seed = Union[int, torch.Generator, None]
+
+_FULL = (torch.float32, torch.float64)  # same bits as cdrop.dropout on t.numpy()
+_HALF = (torch.float16, torch.bfloat16)
+# the kernels take 2-byte floats when they know the bf16 flag (float16 and bfloat16 support)
+_HAS_HALF = "bf16" in (_kernels.apply.__doc__ or "")
+_TOP = 1 << 63
+_apply = _kernels.apply
+_is_compiling = torch.compiler.is_compiling
+_grad_enabled = torch.is_grad_enabled
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_function_modes = torch._C._is_torch_function_mode_enabled
+_increment_version = torch.autograd.graph.increment_version
+_ZERO = 0
+
+
+def _signed(v):
+    """A uint64 as the int64 with the same bits (custom-op schemas have no unsigned ints)."""
+    return v - U64 if v >= _TOP else v
+
+
+def _view(t):
+    """A NumPy array over tensor `t`'s memory (no copy), and whether it holds bfloat16."""
+    t = t.detach()
+    if t.dtype is torch.bfloat16:
+        return t.view(torch.int16).numpy(), True
+    return t.numpy(), False
+
+
+def _fill(src, dst, key, offset, p):
+    """dst = dropout(src) with the uint64 `key` and `offset` (dst may be src); CPU tensors."""
+    if p == 1.0:
+        dst.detach().zero_()  # +0.0 everywhere, also where src is NaN, as cdrop.dropout
+        return
+    if p == 0.0:
+        if dst is not src:
+            dst.detach().copy_(src.detach())
+        return
+    n = src.numel()
+    # torch's intra-op thread count (set_num_threads) is the default; small calls use one
+    threads = torch.get_num_threads() if n >= MIN_PARALLEL else 1
+    s, bf16 = _view(src)
+    d = s if dst is src else _view(dst)[0]
+    extra = (bf16,) if _HAS_HALF else ()
+    if not _apply(s, d, key, offset, p, threads, dst is not src, *extra):
+        # misaligned memory (a tensor over a byte buffer): through an aligned temporary
+        tmp = s.copy()
+        _apply(tmp, tmp, key, offset, p, threads, False, *extra)
+        np.copyto(d, tmp)
+
+
+@torch.library.custom_op("cdrop::dropout", mutates_args=(), device_types="cpu")
+def _dropout_op(input: Tensor, key: Tensor, offset: int, p: float) -> Tensor:
+    out = torch.empty_like(input)  # preserve_format: the memory format of input
+    _fill(input, out, int(key) % U64, offset % U64, p)
+    return out
+
+
+@_dropout_op.register_fake
+def _(input, key, offset, p):
+    return torch.empty_like(input)
+
+
+def _setup_context(ctx, inputs, output):
+    # Python numbers and the 0-d key as attributes: save_for_backward is not used, so that
+    # nothing per element is kept between forward and backward.
+    _, ctx.key, ctx.offset, ctx.p = inputs
+
+
+def _backward(ctx, grad):
+    # d/dx of x * mask * scale is the same mask and scale, recomputed from the key
+    return _dropout_op(grad, ctx.key, ctx.offset, ctx.p), None, None, None
+
+
+_dropout_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("cdrop::dropout_", mutates_args=("input",), device_types="cpu")
+def _dropout_inplace_op(input: Tensor, key: Tensor, offset: int, p: float) -> None:
+    _fill(input, input, int(key) % U64, offset % U64, p)
+
+
+@_dropout_inplace_op.register_fake
+def _(input, key, offset, p):
+    return None
+
+
+def _check_input(input):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if input.device.type != "cpu":
+        raise ValueError(
+            f"input is on device {str(input.device)!r}; cdrop runs on CPU tensors "
+            "(move it with input.cpu(), or use torch.nn.functional.dropout there)"
+        )
+    dt = input.dtype
+    if dt not in _FULL and dt not in _HALF:
+        raise TypeError(
+            f"input has unsupported dtype {dt}; cdrop supports float32, float64, float16 and "
+            "bfloat16 tensors"
+        )
+    if dt in _HALF and not _HAS_HALF:
+        raise TypeError(f"input has dtype {dt}, which this build of cdrop does not support")
+
+
+def _check_seed(seed, name="seed"):
+    """None, a CPU torch.Generator, or what cdrop.dropout accepts (an int in [0, 2**64))."""
+    if isinstance(seed, torch.Generator):
+        if seed.device.type != "cpu":
+            raise ValueError(f"{name} is a generator on device {str(seed.device)!r}; "
+                             "cdrop needs a CPU generator")
+        return seed
+    if isinstance(seed, np.random.Generator):
+        raise TypeError(f"{name} must be an int, a torch.Generator or None, "
+                        "not a numpy.random.Generator")
+    return check_seed(seed, name)
+
+
+def _draw_key(generator=None):
+    """A 64-bit key (0-d int64 tensor) from a torch generator (None: the default one)."""
+    return torch.empty((), dtype=torch.int64).random_(-_TOP, None, generator=generator)
+
+
+# The draw of seed=None as an operator of its own, so that torch.compile calls it as it is and
+# draws the same key from torch's default generator as eager does (Dynamo cannot trace random_,
+# and Inductor would replace torch.randint by its own generator).  Its argument, a fresh
+# torch.empty per call (which the graph's common-subexpression pass never merges), keeps two
+# draws from being merged into one; the tag keeps the partitioner from recomputing a draw.
+@torch.library.custom_op("cdrop::draw_key", mutates_args=(),
+                         tags=(torch.Tag.nondeterministic_seeded,))
+def _draw_op(unique: Tensor) -> Tensor:
+    return _draw_key()
+
+
+@_draw_op.register_fake
+def _(unique):
+    return torch.empty((), dtype=torch.int64)
+
+
+def _draw(generator):
+    if generator is None:
+        return _draw_op(torch.empty(0)) if _is_compiling() else _draw_key()
+    return _draw_key(generator)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+            seed: Seed = None, offset: int = 0) -> Tensor:
+    """Inverted dropout of a CPU tensor: zero each element with probability `p`, scale the
+    rest by 1/(1-p).  A drop-in for ``torch.nn.functional.dropout`` (same positional
+    arguments), with autograd, ``torch.compile`` and no mask saved for backward.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        float32, float64, float16 or bfloat16, on the CPU, any shape and layout.
+    p : float, default 0.5
+        Probability of dropping an element, in [0, 1].
+    training : bool, default True
+        If False, return `input` itself, as torch does.
+    inplace : bool, default False
+        Write the result into `input` and return it (its version counter is bumped, so
+        autograd refuses what it refuses for torch's in-place operations).
+    seed : int, torch.Generator or None
+        None (the default) draws a 64-bit key from torch's default CPU generator, so
+        ``torch.manual_seed`` makes a run reproducible; a ``torch.Generator`` is drawn from
+        instead; an int in [0, 2**64) is the key itself, as in :func:`cdrop.dropout`.
+    offset : int, default 0
+        Added to every element's C-order index, as in :func:`cdrop.dropout`.
+
+    Returns
+    -------
+    torch.Tensor
+        `input` (in place, ``training=False`` or ``p == 0``) or a new tensor with `input`'s
+        memory format.  For float32 and float64 the values are those of
+        ``cdrop.dropout(input.numpy(), p, seed=seed, offset=offset)``, bit for bit; for
+        float16 and bfloat16, kept elements are ``(x.float() * float32(scale))`` rounded to
+        the dtype, on the same mask.
+
+    Raises
+    ------
+    TypeError
+        `input` not a tensor, or of an integer, bool or complex dtype; bad types of `p`,
+        `training`, `inplace`, `seed` or `offset`.
+    ValueError
+        `input` (or a `seed` generator) not on the CPU; `p` outside [0, 1]; `seed` outside
+        [0, 2**64); `offset` < 0 or past 2**64 - numel.
+
+    Examples
+    --------
+    >>> import torch, cdrop, cdrop.torch
+    >>> x = torch.ones(8)
+    >>> y = cdrop.torch.dropout(x, 0.5, seed=42)
+    >>> sorted(set(y.tolist()))
+    [0.0, 2.0]
+    >>> torch.equal(y, torch.from_numpy(cdrop.dropout(x.numpy(), 0.5, seed=42)))
+    True
+    >>> cdrop.torch.dropout(x, 0.5, training=False) is x
+    True
+    """
+    # The common call, with no autograd, tracing or torch-function mode involved: the kernels
+    # run directly, without the dispatcher (which costs more than the kernel at 1,000 elements).
+    if (training is True and type(p) is float and 0.0 < p < 1.0 and offset is _ZERO
+            and type(input) is Tensor and input.is_cpu and input.dtype in _FULL
+            and (seed is None or type(seed) is int and 0 <= seed < U64)
+            and not (input.requires_grad and _grad_enabled())
+            and not _is_compiling() and not _dispatch_modes() and not _function_modes()):
+        if inplace is False or inplace is True:
+            key = seed if seed is not None else int(_draw(None)) % U64
+            if inplace:
+                _fill(input, input, key, 0, p)
+                _increment_version(input)
+                return input
+            out = torch.empty_like(input)
+            _fill(input, out, key, 0, p)
+            return out
+
+    _check_input(input)
+    p = check_p(p)
+    training = as_flag(training, "training")
+    inplace = as_flag(inplace, "inplace")
+    seed = _check_seed(seed)
+    offset = check_offset(offset, input.numel())
+    if not training or p == 0.0:
+        return input  # what torch.nn.functional.dropout returns there
+    if seed is None or isinstance(seed, torch.Generator):
+        key = _draw(seed)  # last: nothing can fail any more
+    else:
+        key = torch.tensor(_signed(seed), dtype=torch.int64)
+    if not inplace:
+        return _dropout_op(input, key, _signed(offset), p)
+    if input.requires_grad and _grad_enabled():
+        # autograd through the out-of-place operator; copy_ bumps the version counter and
+        # refuses a leaf that requires grad, as torch's in-place dropout does
+        return input.copy_(_dropout_op(input, key, _signed(offset), p))
+    _dropout_inplace_op(input, key, _signed(offset), p)
+    return input
+
+
+class Dropout(nn.Module):
+    """Drop-in replacement for ``torch.nn.Dropout``, running cdrop's kernels.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Probability of dropping an element, in [0, 1].
+    inplace : bool, default False
+        Apply dropout in place.
+    seed : int, torch.Generator or None
+        None (the default): every call draws its key from torch's default generator
+        (``torch.manual_seed`` makes runs reproducible).  A ``torch.Generator``: drawn from
+        instead.  An int: call k (counting training-mode calls) uses the same mask as call k
+        of ``cdrop.Dropout(seed=seed)``.
+
+    Notes
+    -----
+    Like ``torch.nn.Dropout`` it is in training mode after construction, follows
+    ``.train()``/``.eval()`` and has no parameters and no buffers, so a ``state_dict`` is empty
+    and copies, pickles and ``torch.save`` keep it as it is.
+
+    Examples
+    --------
+    >>> import torch, cdrop.torch
+    >>> layer = cdrop.torch.Dropout(0.2)
+    >>> layer
+    Dropout(p=0.2, inplace=False)
+    >>> layer(torch.ones(3, 4)).shape
+    torch.Size([3, 4])
+    >>> torch.equal(layer.eval()(torch.ones(3)), torch.ones(3))
+    True
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, seed: Seed = None) -> None:
+        super().__init__()
+        self.p = check_p(p)
+        self.inplace = as_flag(inplace, "inplace")
+        self.seed = _check_seed(seed)
+        self.calls = 0  # training-mode calls with an int seed: the position in its stream
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Dropout of `input` in training mode, the identity in evaluation mode."""
+        seed = self.seed
+        if type(seed) is int and self.training:
+            seed = _kernels.derive(seed, self.calls)  # as cdrop.Dropout's call `calls`
+            self.calls += 1
+        return dropout(input, self.p, self.training, self.inplace, seed=seed)
+
+
+def replace_dropout(module: nn.Module) -> nn.Module:
+    """Replace every ``torch.nn.Dropout`` inside `module` by a :class:`Dropout` of cdrop.
+
+    Each replacement keeps `p`, `inplace` and the training mode of the module it replaces.
+    Only modules whose type is exactly ``torch.nn.Dropout`` are replaced (a subclass may
+    change its behaviour); ``torch.nn.functional.dropout`` calls inside other modules (e.g.
+    ``nn.MultiheadAttention``'s) are not reached.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Changed in place.
+
+    Returns
+    -------
+    torch.nn.Module
+        `module`; if `module` is itself a ``torch.nn.Dropout``, which cannot be replaced in
+        place, the new cdrop module instead.
+
+    Examples
+    --------
+    >>> import torch, cdrop.torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1))
+    >>> cdrop.torch.replace_dropout(net) is net
+    True
+    >>> net[1]
+    Dropout(p=0.1, inplace=False)
+    >>> type(net[1]).__module__
+    'cdrop.torch'
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+
+    def convert(m):
+        new = Dropout(m.p, m.inplace)
+        new.train(m.training)
+        return new
+
+    if type(module) is nn.Dropout:
+        return convert(module)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Dropout:
+                setattr(parent, name, convert(child))
+    return module
