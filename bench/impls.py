@@ -165,3 +165,86 @@ IMPLEMENTATIONS = {
     "floor np.copyto": (floor_copy, False),
 }
 IN_PLACE = {name for name, (_, inplace) in IMPLEMENTATIONS.items() if inplace}
+
+
+# --- PyTorch training: forward plus backward ---------------------------------------------------
+#
+# What a training step pays for a dropout layer: the forward call on a leaf tensor that requires
+# grad, then the backward pass of that layer alone (torch.autograd.grad, so no .grad
+# accumulates between rounds).  torch.nn.Dropout keeps a mask for backward; cdrop.torch.Dropout
+# recomputes it from its seed.  Factories here take (n, dtype, p, threads), dtype "float32" or
+# "bfloat16", build their tensors themselves (NumPy has no bfloat16) and set torch's intra-op
+# threads, which cdrop.torch follows; they return a zero-argument callable.
+
+
+def _cdrop_torch():
+    _torch()
+    try:
+        import cdrop.torch as ct
+    except ImportError as exc:  # pragma: no cover - depends on the build
+        raise Unavailable(f"cdrop.torch is not available ({exc})") from None
+    return ct
+
+
+def _training_tensors(torch, n, dtype, threads):
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, generator=gen).to(getattr(torch, dtype)).requires_grad_()
+    grad = torch.randn(n, generator=gen).to(x.dtype)
+    return x, grad
+
+
+def _fwd_bwd(torch, layer, x, grad):
+    def run():
+        y = layer(x)
+        (g,) = torch.autograd.grad(y, x, grad)
+        return g
+
+    return run
+
+
+def torch_module_fwd_bwd(n, dtype, p, threads):
+    """torch.nn.Dropout(p), forward and backward."""
+    torch = _torch()
+    x, grad = _training_tensors(torch, n, dtype, threads)
+    return _fwd_bwd(torch, torch.nn.Dropout(p), x, grad)
+
+
+def cdrop_module_fwd_bwd(n, dtype, p, threads):
+    """cdrop.torch.Dropout(p), forward and backward (the mask recomputed, none saved)."""
+    ct = _cdrop_torch()
+    torch = _torch()
+    x, grad = _training_tensors(torch, n, dtype, threads)
+    return _fwd_bwd(torch, ct.Dropout(p, seed=1), x, grad)
+
+
+def torch_functional_call(n, dtype, p, threads):
+    """One torch.nn.functional.dropout call, no autograd (a small call's fixed cost)."""
+    torch = _torch()
+    x, _ = _training_tensors(torch, n, dtype, threads)
+    x = x.detach()
+    f = torch.nn.functional.dropout
+    return lambda: f(x, p, True)
+
+
+def cdrop_functional_call(n, dtype, p, threads):
+    """One cdrop.torch.dropout call, no autograd, seed=None (drawn from torch's generator,
+    as a training loop would)."""
+    ct = _cdrop_torch()
+    torch = _torch()
+    x, _ = _training_tensors(torch, n, dtype, threads)
+    x = x.detach()
+    f = ct.dropout
+    return lambda: f(x, p, True)
+
+
+# name -> factory; the first of each pair is the baseline of the "faster than" column
+TORCH_FWD_BWD = {
+    "torch nn.Dropout fwd+bwd": torch_module_fwd_bwd,
+    "cdrop.torch.Dropout fwd+bwd": cdrop_module_fwd_bwd,
+}
+TORCH_CALL = {
+    "torch F.dropout call": torch_functional_call,
+    "cdrop.torch.dropout call": cdrop_functional_call,
+}
+TORCH_DTYPES = ("float32", "bfloat16")

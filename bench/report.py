@@ -67,7 +67,14 @@ import numpy as np
 
 import cdrop
 from cdrop._bench import interleaved_samples, positive_int
-from impls import IMPLEMENTATIONS, Unavailable, floor_openmp
+from impls import (
+    IMPLEMENTATIONS,
+    TORCH_CALL,
+    TORCH_DTYPES,
+    TORCH_FWD_BWD,
+    Unavailable,
+    floor_openmp,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 SIZES = (1_000, 16_384, 262_144, 4_194_304, 16_777_216)
@@ -84,6 +91,12 @@ QUICK_SCHEDULE = {1_000: (41, 128), 16_384: (41, 8), 262_144: (101, 1)}
 # --check: the sizes that the targets read, fewer rounds
 CHECK_SCHEDULE = {1_000: (31, 128), 262_144: (61, 1), 4_194_304: (21, 1), 16_777_216: (15, 1)}
 RESULTS_DIR = BENCH_DIR / "results"  # the committed results: only a full default run writes here
+# PyTorch in a training step's form (forward plus backward), float32 and bfloat16: size ->
+# (rounds, calls per timing).  16M: torch's forward plus backward is ~0.3 s.
+TORCH_SCHEDULE = {16_384: (41, 1), 1_048_576: (21, 1), 16_777_216: (9, 1)}
+TORCH_QUICK_SCHEDULE = {16_384: (21, 1)}
+TORCH_CHECK_SCHEDULE = {16_777_216: (7, 1)}
+TORCH_CALL_SCHEDULE = (61, 128)  # the 1,000-element call
 
 FLOOR = "floor np.multiply(out=x)"
 FLOOR_NEW = "floor np.multiply(x, c)"
@@ -150,6 +163,85 @@ def measure(n, threads, dtype, p, rounds, batch, names=None):
         out[name] = {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0],
                      "q3_s": q[2]}
     return out, skipped
+
+
+def measure_torch(schedule, threads_list, p):
+    """cdrop.torch against torch, forward plus backward, and the 1,000-element call.
+
+    Returns ({(dtype, n, threads): {name: stats}}, {name: why skipped}); the call is keyed
+    ("float32", 1000, 1).  Each (dtype, size, threads) is an interleaved run of its own, with
+    every timing after an untimed call of the same implementation (prime)."""
+    results, skipped = {}, {}
+
+    def stats(ts):
+        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+        return {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0],
+                "q3_s": q[2]}
+
+    cases = [(TORCH_FWD_BWD, dtype, n, threads, *schedule[n]) for dtype in TORCH_DTYPES
+             for n in schedule for threads in threads_list]
+    cases.append((TORCH_CALL, "float32", 1_000, 1, *TORCH_CALL_SCHEDULE))
+    for impls, dtype, n, threads, rounds, batch in cases:
+        runs = {}
+        for name, factory in impls.items():
+            try:
+                runs[name] = [factory(n, dtype, p, threads)] * batch
+            except Unavailable as exc:
+                skipped[name] = str(exc)
+        if len(runs) < len(impls):
+            continue
+        samples = interleaved_samples(list(runs.values()), rounds, warmup=1, prime=batch == 1)
+        results[(dtype, n, threads)] = {name: stats(ts) for name, ts in zip(runs, samples)}
+    try:
+        import torch
+
+        torch.set_num_threads(ALL_CORES)
+    except ImportError:
+        pass
+    return results, skipped
+
+
+def torch_table(results):
+    """Markdown lines of the PyTorch comparison."""
+    lines = ["## PyTorch: cdrop.torch against torch", "",
+             "Forward plus backward: `layer(x)` on a tensor that requires grad, then "
+             "`torch.autograd.grad` of that layer alone (torch.nn.Dropout keeps a mask for "
+             "backward, cdrop.torch.Dropout recomputes it).  The last row is one "
+             "`F.dropout` / `cdrop.torch.dropout` call of 1,000 float32 elements, no autograd, "
+             "seed drawn from torch's generator.", "",
+             "| what | dtype | elements | threads | torch | cdrop | cdrop faster by |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for (dtype, n, threads), block in results.items():
+        (t_name, t), (c_name, c) = ((k, v["median_s"]) for k, v in block.items())
+        what = "1 call" if n == 1_000 else "fwd+bwd"
+        lines.append(f"| {what} | {dtype} | {n:,} | {threads} | {fmt_time(t)} | {fmt_time(c)} "
+                     f"| {fmt_ratio(t / c)} |")
+    return lines + [""]
+
+
+def torch_targets(results):
+    """The issue's PyTorch targets (16M, 1 thread; the 1,000-element call)."""
+    rows = []
+    for dtype, goal in (("float32", 30), ("bfloat16", 10)):
+        block = results.get((dtype, 16_777_216, 1))
+        desc = (f"cdrop.torch.Dropout forward+backward, 16,777,216 {dtype}, 1 thread: "
+                f">= {goal}x faster than torch.nn.Dropout")
+        if block is None:
+            rows.append((desc, "not measured", "n/a"))
+            continue
+        r = (block["torch nn.Dropout fwd+bwd"]["median_s"]
+             / block["cdrop.torch.Dropout fwd+bwd"]["median_s"])
+        rows.append((desc, f"{r:.1f}x", "PASS" if r >= goal else "MISS"))
+    block = results.get(("float32", 1_000, 1))
+    desc = "cdrop.torch.dropout, 1,000 float32 elements: <= torch F.dropout's time"
+    if block is None:
+        rows.append((desc, "not measured", "n/a"))
+    else:
+        t, c = block["torch F.dropout call"]["median_s"], block["cdrop.torch.dropout call"][
+            "median_s"]
+        rows.append((desc, f"{c / t:.2f}x ({c * 1e6:.2f} us vs {t * 1e6:.2f} us)",
+                     "PASS" if c <= t else "MISS"))
+    return rows
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -609,7 +701,25 @@ def main(argv=None):
             print(f"[{n:,} elements, {threads} thread(s): {time.perf_counter() - t0:.1f} s]",
                   file=sys.stderr, flush=True)
 
-    target_rows = targets(results, threads_list)
+    torch_results = {}
+    if dtype == np.float32:  # the PyTorch comparison has its own dtypes: run it once
+        t0 = time.perf_counter()
+        torch_schedule = (TORCH_CHECK_SCHEDULE if args.check and not args.quick
+                          else {} if args.check
+                          else TORCH_QUICK_SCHEDULE if args.quick else TORCH_SCHEDULE)
+        if args.rounds is not None:
+            torch_schedule = {n: (args.rounds, b) for n, (_, b) in torch_schedule.items()}
+        torch_results, skip = measure_torch(torch_schedule, threads_list, args.p)
+        skipped.update(skip)
+        if torch_results:
+            md = torch_table(torch_results)
+            lines += md
+            print("\n".join(md), flush=True)
+        print(f"[PyTorch comparison: {time.perf_counter() - t0:.1f} s]", file=sys.stderr,
+              flush=True)
+
+    target_rows = targets(results, threads_list) + (torch_targets(torch_results)
+                                                      if torch_results else [])
     target_lines = ["## Targets", ""]
     if dtype != np.float32 or args.p != 0.5:
         target_lines += [("(The targets are defined for float32, p = 0.5; this run is "
@@ -647,7 +757,8 @@ def main(argv=None):
             "skipped": skipped,
         }
         written = write_report(out_dir, meta, lines, target_lines, target_rows, results,
-                               schedule, args.rounds, list(sizes), threads_list, list(names))
+                               schedule, args.rounds, list(sizes), threads_list, list(names),
+                               torch_results)
         print("\n".join(target_lines))
         print(f"Wrote {written} in {elapsed:.0f} s.")
     if contended:
@@ -657,7 +768,7 @@ def main(argv=None):
 
 
 def write_report(out_dir, meta, lines, target_lines, target_rows, results, schedule, rounds,
-                 sizes, threads_list, names):
+                 sizes, threads_list, names, torch_results=None):
     """Write report.md, report.json and throughput.png into `out_dir`; say what was written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = header(meta) + ["## Results", ""] + lines + target_lines
@@ -667,8 +778,12 @@ def write_report(out_dir, meta, lines, target_lines, target_rows, results, sched
          "rounds": rounds if rounds is not None else schedule[n][0],
          "calls_per_timing": schedule[n][1], **stats}
         for (n, threads), block in results.items() for name, stats in block.items()]
+    json_torch = [{"size": n, "threads": threads, "impl": name, "dtype": dtype, "p": meta["p"],
+                   **stats}
+                  for (dtype, n, threads), block in (torch_results or {}).items()
+                  for name, stats in block.items()]
     (out_dir / "report.json").write_text(json.dumps(
-        {"meta": meta, "results": json_results,
+        {"meta": meta, "results": json_results, "torch_training": json_torch,
          "targets": [{"target": d, "measured": v, "status": s} for d, v, s in target_rows]},
         indent=1) + "\n")
     try:

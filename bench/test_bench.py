@@ -5,7 +5,10 @@
     pytest bench/ --benchmark-disable      # run each case once, no timing (CI smoke test)
 
 One benchmark group per (dtype, size, threads); inside a group, every implementation of
-bench/impls.py at p = 0.1 and 0.5, the floors included.  Implementations whose library is not
+bench/impls.py at p = 0.1 and 0.5, the floors included.  With torch installed, also
+cdrop.torch.Dropout against torch.nn.Dropout in a training step's form (forward, then
+backward), float32 and bfloat16, at 16Ki, 1M and 16M elements ("large"), and one 1,000-element
+call of cdrop.torch.dropout against torch's F.dropout.  Implementations whose library is not
 installed (torch) are skipped with the reason.  In-place implementations get a fresh copy of the
 same data before every round (`benchmark.pedantic` with a `setup`), so no round measures an
 array that earlier rounds turned into zeros or infinities; the copy is outside the timed call.
@@ -16,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import ALL_CORES
 
-from impls import IMPLEMENTATIONS, IN_PLACE, Unavailable
+from impls import IMPLEMENTATIONS, IN_PLACE, TORCH_CALL, TORCH_DTYPES, TORCH_FWD_BWD, Unavailable
 
 SIZES = [
     1_000,
@@ -56,3 +59,46 @@ def test_dropout(benchmark, impl, dtype, size, p, threads):
     else:
         result = benchmark(run)
         assert result is None or result.shape in (x.shape, ((size + 7) // 8,))
+
+
+TORCH_SIZES = [16_384, 1_048_576, pytest.param(16_777_216, marks=pytest.mark.large)]
+
+
+@pytest.fixture
+def _restore_torch_threads():
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("_restore_torch_threads")
+@pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"threads={t}")
+@pytest.mark.parametrize("size", TORCH_SIZES, ids=lambda n: f"n={n}")
+@pytest.mark.parametrize("dtype", TORCH_DTYPES)
+@pytest.mark.parametrize("impl", list(TORCH_FWD_BWD))
+def test_torch_forward_backward(benchmark, impl, dtype, size, threads):
+    """A training step's dropout: forward on a tensor that requires grad, then its backward."""
+    try:
+        run = TORCH_FWD_BWD[impl](size, dtype, 0.5, threads)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    benchmark.group = f"torch fwd+bwd {dtype} n={size} threads={threads}"
+    benchmark.name = f"{impl} p=0.5"
+    benchmark.extra_info.update(impl=impl, dtype=dtype, size=size, p=0.5, threads=threads)
+    grad = benchmark.pedantic(run, rounds=_rounds(size), iterations=1, warmup_rounds=1)
+    assert grad.shape == (size,)
+
+
+@pytest.mark.usefixtures("_restore_torch_threads")
+@pytest.mark.parametrize("impl", list(TORCH_CALL))
+def test_torch_small_call(benchmark, impl):
+    """The fixed cost of one 1,000-element float32 dropout call (no autograd), on 1 thread."""
+    try:
+        run = TORCH_CALL[impl](1_000, "float32", 0.5, 1)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    benchmark.group = "torch call n=1000 threads=1"
+    benchmark.name = f"{impl} p=0.5"
+    benchmark.extra_info.update(impl=impl, dtype="float32", size=1_000, p=0.5, threads=1)
+    assert benchmark(run).shape == (1_000,)
