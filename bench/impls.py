@@ -218,6 +218,17 @@ def cdrop_module_fwd_bwd(n, dtype, p, threads):
     return _fwd_bwd(torch, ct.Dropout(p, seed=1), x, grad)
 
 
+def torch_floor_fwd_bwd(n, dtype, p, threads):
+    """The floor of an out-of-place forward plus backward: two torch.mul(t, c), each writing a
+    new tensor (no autograd, no random numbers).  From about 1M elements on, a new tensor's
+    pages are fresh from the kernel (torch's CPU allocator caches nothing), and filling them
+    costs more than the arithmetic."""
+    torch = _torch()
+    x, grad = _training_tensors(torch, n, dtype, threads)
+    x = x.detach()
+    return lambda: (torch.mul(x, 2.0), torch.mul(grad, 2.0))[1]
+
+
 def torch_functional_call(n, dtype, p, threads):
     """One torch.nn.functional.dropout call, no autograd (a small call's fixed cost)."""
     torch = _torch()
@@ -238,10 +249,11 @@ def cdrop_functional_call(n, dtype, p, threads):
     return lambda: f(x, p, True)
 
 
-# name -> factory; the first of each pair is the baseline of the "faster than" column
+# name -> factory: torch's, cdrop's (and the floor), in the order report.py's table reads them
 TORCH_FWD_BWD = {
     "torch nn.Dropout fwd+bwd": torch_module_fwd_bwd,
     "cdrop.torch.Dropout fwd+bwd": cdrop_module_fwd_bwd,
+    "floor 2 x torch.mul, new tensors": torch_floor_fwd_bwd,
 }
 TORCH_CALL = {
     "torch F.dropout call": torch_functional_call,
