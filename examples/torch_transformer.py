@@ -26,8 +26,8 @@ Memory, two ways:
     other left in the allocator's cache.  This includes the temporaries of the forward and
     backward passes and the optimizer's state (the same for both): what the machine needs.
 
-It writes DIR/torch_transformer.png (the training loss of both, and the validation loss) and
-prints the numbers in `name[variant]: value` lines.
+It writes DIR/torch_transformer.png (the training and validation loss of both, their step
+times and their memory) and prints the numbers in `name[variant]: value` lines.
 """
 import argparse
 import copy
@@ -202,26 +202,42 @@ def peak_rss(args, variant):
     return json.loads(out.strip().splitlines()[-1])["peak_rss_growth_bytes"]
 
 
-def plot(curves, args, path):
+def plot(curves, step_s, held, rss, args, path):
+    """Loss curves of both, and their step time and memory side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, (ax, ax_t, ax_m) = plt.subplots(1, 3, figsize=(11, 3.6),
+                                         gridspec_kw={"width_ratios": [2.2, 0.8, 1.2]})
     colors = {"torch": "tab:red", "cdrop": "tab:blue"}
     labels = {"torch": "torch nn.Dropout", "cdrop": "cdrop.torch.Dropout"}
-    for v in VARIANTS:
+    for v, ls in zip(VARIANTS, ("--", "-")):
         c = curves[v]
-        ax.plot(range(1, len(c["train"]) + 1), c["train"], color=colors[v], alpha=0.35, lw=0.8)
-        ax.plot(c["val_step"], c["val"], color=colors[v], marker="o", ms=3,
+        ax.plot(range(1, len(c["train"]) + 1), c["train"], color=colors[v], alpha=0.3, lw=0.8)
+        ax.plot(c["val_step"], c["val"], color=colors[v], ls=ls, marker="o", ms=3,
                 label=f"{labels[v]} (validation)")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/char)")
-    ax.set_title(f"char transformer, {args.layers} layers, T = {args.context}, batch "
-                 f"{args.batch}, p = {args.p} (faint: training loss)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.set_title("loss (faint: training)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax_t.bar([0, 1], [step_s[v] * 1e3 for v in VARIANTS], color=[colors[v] for v in VARIANTS])
+    ax_t.set_xticks([0, 1], ["torch", "cdrop"])
+    ax_t.set_title("median step time (ms)", fontsize=9)
+    mem = [("autograd holds", held)] + ([("peak RSS growth", rss)] if rss else [])
+    for i, (_, values) in enumerate(mem):
+        for j, v in enumerate(VARIANTS):
+            ax_m.bar(i + (j - 0.5) * 0.38, values[v] / 2**20, width=0.36, color=colors[v],
+                     label=labels[v] if i == 0 else None)
+    ax_m.set_xticks(range(len(mem)), [name for name, _ in mem])
+    ax_m.set_title("memory of a training step (MiB)", fontsize=9)
+    ax_m.legend(fontsize=8)
+    for a in (ax, ax_t, ax_m):
+        a.grid(alpha=0.3, axis="y" if a is not ax else "both")
+    fig.suptitle(f"char transformer, {args.layers} layers, T = {args.context}, batch "
+                 f"{args.batch}, p = {args.p}, torch threads {torch.get_num_threads()}",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -275,17 +291,17 @@ def main(argv=None):
     x, y = batch(train, gen, args.batch, args.context)
     held = {v: saved_bytes(models[v], x, y) for v in VARIANTS}
     rss = {} if args.no_rss else {v: peak_rss(args, v) for v in VARIANTS}
+    # the first steps warm up allocators and threads: leave them out of the median if we can
+    skip = 2 if args.steps > 4 else 0
+    step_s = {v: statistics.median(curves[v]["time"][skip:]) for v in VARIANTS}
     args.out.mkdir(parents=True, exist_ok=True)
     png = args.out / "torch_transformer.png"
-    plot(curves, args, png)
+    plot(curves, step_s, held, rss, args, png)
 
     attn = args.batch * 4 * args.context * args.context
     print(f"torch_transformer: {args.steps} steps, {args.layers} layers, d 128, 4 heads, "
           f"T = {args.context}, batch {args.batch}, p = {args.p}, torch threads "
           f"{torch.get_num_threads()}; attention probabilities {attn:,} elements per layer")
-    # the first steps warm up allocators and threads: leave them out of the median if we can
-    skip = 2 if args.steps > 4 else 0
-    step_s = {v: statistics.median(curves[v]["time"][skip:]) for v in VARIANTS}
     for v in VARIANTS:
         print(f"steps_per_s[{v}]: {1 / step_s[v]:.3f}")
     print(f"speedup: {step_s['torch'] / step_s['cdrop']:.2f}")
