@@ -1,6 +1,6 @@
 """A NumPy MLP with cdrop.Dropout, trained on scikit-learn's bundled digits data set.
 
-    python examples/numpy_mlp.py [--steps 600] [--out DIR] [--seed 0]
+    python examples/numpy_mlp.py [--steps 600] [--out DIR] [--seed 0] [--threads 1]
 
 The network is 64-512-512-10 (ReLU), with dropout (p = 0.2) after each hidden layer, trained
 with Adam on mini-batches of 128 of the 1,437 training images (8x8 digits, no download); the
@@ -18,7 +18,9 @@ It writes DIR/numpy_mlp.png (training loss and validation accuracy over the step
 without dropout) and prints the final numbers and the time spent inside the dropout layers
 (forward plus backward, summed over the training run) with cdrop and with the textbook code.
 The dropout timings are perf_counter sums over the same run on a possibly shared machine:
-compare the ratio, not the absolute times.
+compare the ratio, not the absolute times.  cdrop runs on one thread unless --threads says
+otherwise (see the comment in main: OpenBLAS's spinning threads and a second OpenMP thread
+compete for the cores right after each matmul).
 """
 import argparse
 import time
