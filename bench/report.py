@@ -717,7 +717,9 @@ def main(argv=None):
                           else TORCH_QUICK_SCHEDULE if args.quick else TORCH_SCHEDULE)
         if args.rounds is not None:
             torch_schedule = {n: (args.rounds, b) for n, (_, b) in torch_schedule.items()}
-        torch_results, skip = measure_torch(torch_schedule, threads_list, args.p)
+        # --check: 1 thread only, the targets' case (16M forward plus backward is ~0.4 s)
+        torch_results, skip = measure_torch(torch_schedule, [1] if args.check else threads_list,
+                                            args.p)
         skipped.update(skip)
         if torch_results:
             md = torch_table(torch_results)
