@@ -24,7 +24,10 @@ MAX_THREADS = 1 << 16  # larger thread counts are treated as this many (keeps th
 
 FLOAT32 = np.dtype(np.float32)  # native byte order
 FLOAT64 = np.dtype(np.float64)
-FLOAT_DTYPES = (FLOAT32, FLOAT64)
+FLOAT_DTYPES = (FLOAT32, FLOAT64)  # the fast paths' dtypes
+FLOAT16 = np.dtype(np.float16)
+IEEE_DTYPES = (FLOAT16, FLOAT32, FLOAT64)  # the NumPy float dtypes that cdrop supports
+SUPPORTED = "float16, bfloat16 (ml_dtypes), float32 and float64"
 
 _ndarray = np.ndarray
 _ndarray_view = np.ndarray.view
@@ -196,14 +199,23 @@ def is_torch_tensor(x):
     return any(c.__name__ == "Tensor" and c.__module__ == "torch" for c in type(x).__mro__)
 
 
+def is_bfloat16(dtype):
+    """True for ml_dtypes.bfloat16 (native order), recognised without importing ml_dtypes,
+    which is an optional dependency: `import cdrop` never imports it."""
+    return (dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16"
+            and dtype.isnative
+            and getattr(dtype.type, "__module__", "").startswith("ml_dtypes"))
+
+
 def check_dtype(dtype, name, converted_from=None):
-    """TypeError naming `name` unless `dtype` is native float32 or float64.
+    """TypeError naming `name` unless `dtype` is native float16, bfloat16 (ml_dtypes), float32
+    or float64.
 
     converted_from: the type of a non-array argument that NumPy converted to this dtype.
     """
-    if dtype in FLOAT_DTYPES:
+    if dtype in IEEE_DTYPES or is_bfloat16(dtype):
         return
-    if dtype.kind == "f" and dtype.newbyteorder("=") in FLOAT_DTYPES:
+    if dtype.kind == "f" and dtype.newbyteorder("=") in IEEE_DTYPES:
         raise TypeError(
             f"{name} has non-native byte order ({dtype.str}); convert it with "
             f"{name}.astype({dtype.newbyteorder('=').name!r}) first"
@@ -212,15 +224,15 @@ def check_dtype(dtype, name, converted_from=None):
         # None, strings, dicts, ...: NumPy made an object (or text) array of it, and its dtype
         # would say nothing about what was passed.
         raise TypeError(
-            f"{name} must be an array of float32 or float64 numbers, got "
+            f"{name} must be an array of floating-point numbers ({SUPPORTED}), got "
             f"{converted_from.__name__}"
         )
     msg = f"{name} has unsupported dtype {dtype}"
     if converted_from is not None:
         msg += f" (converted from {converted_from.__name__})"
-    msg += "; cdrop supports float32 and float64"
+    msg += f"; cdrop supports {SUPPORTED}"
     if dtype.kind in "biuf":
-        # float32 holds float16, bools and small ints exactly; float64 the rest most closely
+        # float32 holds bools and small ints exactly; float64 the rest most closely
         target = "float32" if dtype.itemsize <= 2 else "float64"
         how = (f"{name}.astype({target!r})" if converted_from is None
                else f"np.asarray({name}, dtype={target!r})")

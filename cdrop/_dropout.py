@@ -37,6 +37,7 @@ empty_like = getattr(np.empty_like, "_implementation", np.empty_like)
 _apply = _kernels.apply
 _stream = _seed.stream  # next(_stream.seeds): the next seed of the package stream
 _ZERO = 0
+_U16 = np.dtype(np.uint16)
 
 Flag = Union[bool, np.bool_]  # flags: bool or numpy.bool_, nothing else
 Seed = Union[SupportsIndex, np.random.Generator, None]  # an int in [0, 2**64), a Generator, None
@@ -45,11 +46,17 @@ Seed = Union[SupportsIndex, np.random.Generator, None]  # an int in [0, 2**64), 
 def _run_kernel(src, dst, seed, offset, p, n_threads, fresh=False, tmp=None):
     """dst[...] = dropout(src) for 0 < p < 1 (src may be dst); fresh: dst was just allocated;
     tmp: see apply_misaligned."""
-    if not _apply(src, dst, seed, offset, p, n_threads, fresh):
-        apply_misaligned(src, dst, seed, offset, p, n_threads, tmp)
+    bf16 = False
+    if src.dtype.kind == "V":  # bfloat16, the one such dtype that gets here (check_dtype)
+        # ml_dtypes arrays cannot export a buffer ("cannot include dtype 'E'"): the kernels
+        # take their bits through zero-copy uint16 views
+        src, dst, bf16 = src.view(_U16), dst.view(_U16), True
+        tmp = None if tmp is None else tmp.view(_U16)
+    if not _apply(src, dst, seed, offset, p, n_threads, fresh, bf16):
+        apply_misaligned(src, dst, seed, offset, p, n_threads, tmp, bf16)
 
 
-def apply_misaligned(src, dst, seed, offset, p, n_threads, tmp=None):
+def apply_misaligned(src, dst, seed, offset, p, n_threads, tmp=None, bf16=False):
     """dst[...] = dropout(src) when _kernels.apply refused src or dst as misaligned.
 
     The C kernels assume naturally aligned elements (a float32 view one byte into a uint8
@@ -60,10 +67,10 @@ def apply_misaligned(src, dst, seed, offset, p, n_threads, tmp=None):
     """
     if tmp is None:
         np.copyto(dst, src)
-        _apply(dst, dst, seed, offset, p, n_threads)
+        _apply(dst, dst, seed, offset, p, n_threads, False, bf16)
         return
     np.copyto(tmp, src)
-    _apply(tmp, tmp, seed, offset, p, n_threads)
+    _apply(tmp, tmp, seed, offset, p, n_threads, False, bf16)
     np.copyto(dst, tmp)
 
 

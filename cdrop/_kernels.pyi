@@ -39,6 +39,7 @@ def apply(
     p: float,
     num_threads: int,
     fresh: bool = ...,
+    bf16: bool = ...,
 ) -> bool: ...
 def keep_mask(
     out: np.ndarray, n: int, seed: int, offset: int, p: float, num_threads: int, packed: bool

@@ -41,7 +41,8 @@ cdef extern from "kernels.h" nogil:
     const int64_t CDROP_MIN_PARALLEL, CDROP_MIN_PER_THREAD, CDROP_SCRATCH_BYTES
     const int CDROP_MAX_DIMS
     enum:
-        CDROP_OP_F32, CDROP_OP_F64, CDROP_OP_U8, CDROP_OP_BITS, CDROP_OP_F32_NT, CDROP_OP_F64_NT
+        CDROP_OP_F32, CDROP_OP_F64, CDROP_OP_U8, CDROP_OP_BITS, CDROP_OP_F32_NT, CDROP_OP_F64_NT,
+        CDROP_OP_F16, CDROP_OP_BF16
     enum:
         CDROP_WALK_CONTIG, CDROP_WALK_STRIDED, CDROP_WALK_BANDS
 
@@ -55,7 +56,7 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cdrop_kernel_fn)(const cdrop_args *, int64_t, int64_t)
     ctypedef struct cdrop_kernel_table:
         int path
-        cdrop_kernel_fn op[6]
+        cdrop_kernel_fn op[8]  # CDROP_N_OPS
     ctypedef struct cdrop_job:
         cdrop_kernel_fn fn
         cdrop_kernel_fn keep
@@ -283,10 +284,10 @@ cdef void _init_args(cdrop_job *job, uint64_t seed, uint64_t offset, double p) n
 # a write past the end of a buffer, whoever the caller is.
 cdef int _check_pair(const Py_buffer *sv, const Py_buffer *dv) except -1:
     # apply: src and dst (dv may be sv) have one ndim (<= 64, the size of apply's arrays), one
-    # shape, one item size of 4 or 8 bytes, and dst is writeable.
+    # shape, one item size of 2, 4 or 8 bytes, and dst is writeable.
     cdef int d
-    if sv.itemsize != 4 and sv.itemsize != 8:
-        raise ValueError(f"apply: src has items of {sv.itemsize} bytes; expected 4 or 8")
+    if sv.itemsize != 2 and sv.itemsize != 4 and sv.itemsize != 8:
+        raise ValueError(f"apply: src has items of {sv.itemsize} bytes; expected 2, 4 or 8")
     if dv.itemsize != sv.itemsize:
         raise ValueError(
             f"apply: dst has items of {dv.itemsize} bytes, src of {sv.itemsize}")
@@ -319,9 +320,13 @@ cdef int _check_mask(const Py_buffer *ov, int64_t n, bint packed) except -1:
 
 
 def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads,
-          bint fresh=False):
+          bint fresh=False, bint bf16=False):
     """Dropout of ``src`` into ``dst`` (which may be ``src``) for 0 < p < 1.
 
+    The item size says the dtype: 8 bytes float64, 4 float32, 2 float16, or bfloat16 bit
+    patterns when ``bf16`` is True (the format is not read: pass uint16, int16 or float16
+    buffers, e.g. ``x.view(np.uint16)`` of an ml_dtypes.bfloat16 array, which cannot export a
+    buffer itself).  Half precision follows the rule of docs/rng.md ("Half precision").
     ``fresh``: ``dst`` was just allocated for this call (see _FRESH_STREAM_MAX).
     Returns False, having written nothing, if either array is not aligned for its dtype;
     the caller then works on an aligned copy.  Raises ValueError, having written nothing, if
@@ -353,14 +358,18 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
             job.args.src = sv.buf
             job.args.dst = dp.buf
             job.n = n
-            job.op = CDROP_OP_F64 if sv.itemsize == 8 else CDROP_OP_F32
+            if sv.itemsize == 2:
+                job.op = CDROP_OP_BF16 if bf16 else CDROP_OP_F16
+            else:
+                job.op = CDROP_OP_F64 if sv.itemsize == 8 else CDROP_OP_F32
             job.walk = _layout(&job, &sv, dp)
             job.fn = _kt.op[job.op]
             job.keep = _kt.op[CDROP_OP_U8]
             if job.walk == CDROP_WALK_CONTIG:
                 nbytes = n * sv.itemsize
-                # streaming stores only into memory that the source does not share
-                stream = (not same and nbytes >= _stream_bytes
+                # streaming stores only into memory that the source does not share (float32
+                # and float64: the half dtypes have no streaming kernels)
+                stream = (not same and sv.itemsize != 2 and nbytes >= _stream_bytes
                           and (not fresh or nbytes < _FRESH_STREAM_MAX)
                           and (<const char *>dp.buf + nbytes <= <const char *>sv.buf
                                or <const char *>sv.buf + nbytes <= <const char *>dp.buf))

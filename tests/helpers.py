@@ -18,7 +18,7 @@ import numpy as np
 def bits(a):
     """An integer view of a float array (or scalar) for bit-exact comparisons."""
     a = np.asarray(a)
-    return a.view({4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
 
 
 def assert_bits_equal(actual, expected, msg=""):

@@ -21,7 +21,7 @@ Public API::
     draws(seed, offset, n) -> ndarray[uint32]
     threshold(p) -> int                     # section 6
     keep_mask(shape, p, seed, offset=0) -> ndarray[bool]
-    dropout_ref(x, p, seed, offset=0) -> ndarray
+    dropout_ref(x, p, seed, offset=0) -> ndarray   # also float16 and ml_dtypes.bfloat16
     packed_mask(shape, p, seed, offset=0) -> ndarray[uint8]
 """
 
@@ -338,7 +338,9 @@ def keep_mask(shape, p, seed, offset=0):
 def dropout_ref(x, p, seed, offset=0):
     """Expected output of cdrop dropout of x: a new C-ordered array of x's shape and dtype."""
     x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
+    # ml_dtypes.bfloat16 is not a NumPy floating type (kind "V"): named, not imported
+    half = x.dtype == np.float16 or x.dtype.name == "bfloat16"
+    if not (half or np.issubdtype(x.dtype, np.floating)):
         raise TypeError(f"dropout_ref needs a floating-point array, got {x.dtype}")
     p = _check_p(p)
     # order="C" copy: the mask follows logical C-order indices, the memory layout plays no role.
@@ -356,8 +358,14 @@ def dropout_ref(x, p, seed, offset=0):
     # Overflow to inf (tiny keep, or huge x) and inf*0 -> NaN are legitimate results of that
     # recipe, so silence the corresponding warnings instead of letting them escape.
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        scale = x.dtype.type(np.float64(1.0) / np.float64(keep))
         kept = xc[mask]
+        if half:
+            # Half precision (docs/rng.md): the scale rounded to float32, the product in
+            # float32, the store rounded to nearest even by NumPy's / ml_dtypes' astype.
+            scale32 = np.float32(np.float64(1.0) / np.float64(keep))
+            out[mask] = (kept.astype(np.float32) * scale32).astype(x.dtype)
+            return out
+        scale = x.dtype.type(np.float64(1.0) / np.float64(keep))
         out[mask] = kept * np.array(scale, dtype=x.dtype)
     return out
 

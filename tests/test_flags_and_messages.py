@@ -5,7 +5,7 @@
   (``dropout(x, 0.5, 1234)`` sets ``training=1234``) is the mistake this catches, and its
   message shows the keyword form.
 * Messages name the type that was passed where a value is not numbers at all (None, text), give
-  a conversion hint for dtypes that convert (float16), point torch users at
+  a conversion hint for dtypes that convert (int16), point torch users at
   ``t.detach().numpy()``, and name ``shape`` for a shape NumPy cannot allocate.
 """
 import numpy as np
@@ -81,17 +81,17 @@ def test_numpy_bools_are_flags():
 # Messages
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("inplace", [False, True])
-def test_float16_error_says_how_to_convert(inplace):
-    x = np.ones(100, np.float16)
-    with pytest.raises(TypeError, match=r"float16.*convert it with x\.astype\('float32'\)"):
+def test_int16_error_says_how_to_convert(inplace):
+    x = np.ones(100, np.int16)
+    with pytest.raises(TypeError, match=r"int16.*convert it with x\.astype\('float32'\)"):
         cdrop.dropout(x, 0.5, seed=1, inplace=inplace)
 
 
-def test_grad_float16_error_names_grad():
+def test_grad_int16_error_names_grad():
     layer = cdrop.Dropout(0.5, seed=1)
     layer(np.ones(10))
-    with pytest.raises(TypeError, match=r"grad.*float16.*grad\.astype\('float32'\)"):
-        layer.backward(np.ones(10, np.float16))
+    with pytest.raises(TypeError, match=r"grad.*int16.*grad\.astype\('float32'\)"):
+        layer.backward(np.ones(10, np.int16))
 
 
 @pytest.mark.parametrize("value,type_name", [(None, "NoneType"), ("abc", "str"),

@@ -466,7 +466,7 @@ def _fuzz_dropout(arg, mode, v, gen=False):
         nt = index_or_none(kwargs["num_threads"])
         assert nt is not None and nt >= 1, f"{what}: accepted num_threads {kwargs['num_threads']!r}"
     assert isinstance(r, np.ndarray) and r.shape == x_before.shape, what
-    assert r.dtype in (np.float32, np.float64) and r.dtype == x_before.dtype, what
+    assert r.dtype in (np.float16, np.float32, np.float64) and r.dtype == x_before.dtype, what
     if out is not None:
         assert r is out, f"{what}: out= given but not returned"
     elif isinstance(x, np.ndarray) and (inplace or not training):
@@ -691,7 +691,7 @@ def check_layer_forward(v, inplace=False, training=True):
         return
     xa = x_before
     assert isinstance(y, np.ndarray) and y.shape == xa.shape and y.dtype == xa.dtype, what
-    assert y.dtype in (np.float32, np.float64), what
+    assert y.dtype in (np.float16, np.float32, np.float64), what
     if isinstance(v, np.ndarray) and (inplace or not training):
         assert y is v, f"{what}: x itself not returned"
     if not training:

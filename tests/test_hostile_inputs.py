@@ -188,7 +188,7 @@ def _guarded(n, dtype):
     ((1000,), np.float32, (1000,), np.float64),
     ((10, 100), np.float32, (100, 10), np.float32),  # same size, another shape
     ((1000,), np.float32, (1000, 1), np.float32),  # another ndim
-    ((1000,), np.int16, (1000,), np.int16),        # items of neither 4 nor 8 bytes
+    ((1000,), np.int8, (1000,), np.int8),          # items of neither 2, 4 nor 8 bytes
 ])
 def test_apply_refuses_buffers_that_disagree(src_shape, src_dtype, dst_shape, dst_dtype):
     src = np.ones(src_shape, src_dtype)

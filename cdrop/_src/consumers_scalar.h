@@ -1,7 +1,7 @@
 /*
  * consumers_scalar.h -- the scalar halves of the consumers, shared by every instruction set:
- * select-and-scale for float32 and float64 (float_scalar.inc.h, once per dtype) and the bit
- * writes of packed masks.  Pure C, no Python.
+ * select-and-scale for float32 and float64 (float_scalar.inc.h, once per dtype), for float16
+ * and bfloat16 (half_scalar.h) and the bit writes of packed masks.  Pure C, no Python.
  */
 #ifndef CDROP_CONSUMERS_SCALAR_H
 #define CDROP_CONSUMERS_SCALAR_H
@@ -27,6 +27,8 @@
 #undef CDROP_T
 #undef CDROP_UT
 #undef CDROP_SFX
+
+#include "half_scalar.h" /* float16 and bfloat16 */
 
 /* OR the 64 bits v into the bit array at bit position b (bit b % 8 of byte b / 8, NumPy's
  * bitorder="little").  The bytes touched hold bits of [b, b + 64) and at most the rest of the

@@ -1,9 +1,10 @@
 /*
  * isa_avx2.c -- the AVX2 mask producer (Haswell and later, Zen 1-3 and later): the 16 lanes in
  * eight 256-bit registers, a step's 64 decisions as two vectors of byte masks.  The whole file
- * is compiled for target("avx2") and runs only where the CPU has it (kernels.c checks).  Same
- * stream, same keep test (the signed byte comparison of cdrop_keeps, ties settled by the hash)
- * and the same IEEE multiply as the portable path: the same bits.
+ * is compiled for target("avx2,f16c") and runs only where the CPU has both (kernels.c checks;
+ * every AVX2 CPU has F16C, float16's conversions).  Same stream, same keep test (the signed byte
+ * comparison of cdrop_keeps, ties settled by the hash) and the same IEEE multiply as the
+ * portable path: the same bits.
  */
 #include "platform.h"
 
@@ -14,7 +15,7 @@
 #include "kernels.h"
 #include "producer_scalar.h"
 
-CDROP_TARGET_PUSH("avx2")
+CDROP_TARGET_PUSH("avx2,f16c")
 
 typedef struct {
     __m256i a0, a1, a2, a3; /* state words 0-3 of lanes 0-7 */
@@ -117,6 +118,38 @@ static inline __m256d isa_keep_mul_f64(isa_mask m, int q, __m256d x, __m256d sc)
     const __m128i b4 = (q & 1) ? _mm_srli_si128(b8, 4) : b8;
     const __m256d drop = _mm256_castsi256_pd(_mm256_cvtepi8_epi64(b4));
     return _mm256_andnot_pd(drop, _mm256_mul_pd(x, sc));
+}
+
+/* float16: F16C's conversions, exact both ways (vcvtps2ph rounds to nearest even by its
+ * immediate, whatever MXCSR says, and makes subnormals; NaN as half_scalar.h). */
+static inline __m256 isa_load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline void isa_store_f16(uint16_t *p, __m256 x)
+{
+    _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* bfloat16: the integer rounding of cdrop_narrow_bf16, eight lanes at a time. */
+static inline __m256 isa_load_bf16(const uint16_t *p)
+{
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+static inline void isa_store_bf16(uint16_t *p, __m256 x)
+{
+    const __m256i u = _mm256_castps_si256(x);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), odd);
+    const __m256i nan = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u)),
+                                        _mm256_set1_epi32(0x7FC00000));
+    r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+    r = _mm256_srli_epi32(r, 16); /* 0 .. 0xFFFF: packus (signed to unsigned) keeps it */
+    _mm_storeu_si128((__m128i *)p,
+                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
 }
 
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)

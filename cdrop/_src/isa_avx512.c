@@ -105,6 +105,37 @@ static inline __m512d isa_keep_mul_f64(isa_mask m, int q, __m512d x, __m512d sc)
     return _mm512_maskz_mul_pd((__mmask8)(m >> (8 * q)), x, sc);
 }
 
+/* float16: AVX-512F's vcvtph2ps and vcvtps2ph, exact both ways (rounding to nearest even by
+ * the immediate; subnormal results are made; NaN as half_scalar.h).  bfloat16: the integer
+ * rounding of cdrop_narrow_bf16, not AVX512-BF16's vcvtneps2bf16, which flushes subnormals. */
+static inline __m512 isa_load_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static inline void isa_store_f16(uint16_t *p, __m512 x)
+{
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+static inline __m512 isa_load_bf16(const uint16_t *p)
+{
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+
+static inline void isa_store_bf16(uint16_t *p, __m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd);
+    const __m512i nan = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)),
+                                        _mm512_set1_epi32(0x7FC00000));
+    const __mmask16 isnan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    const __m512i b = _mm512_srli_epi32(_mm512_mask_blend_epi32(isnan, r, nan), 16);
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(b));
+}
+
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)
 {
     _mm512_storeu_si512((void *)dst, _mm512_maskz_mov_epi8((__mmask64)m, _mm512_set1_epi8(1)));

@@ -72,6 +72,13 @@ static inline double isa_keep_mul_f64(isa_mask m, int q, double x, double sc)
     return cdrop_select_f64(x, sc, m[q]);
 }
 
+/* float16 and bfloat16: one element at a time, through the integer conversions of
+ * half_scalar.h. */
+static inline float isa_load_f16(const uint16_t *p) { return cdrop_widen_f16(*p); }
+static inline void isa_store_f16(uint16_t *p, float x) { *p = cdrop_narrow_f16(x); }
+static inline float isa_load_bf16(const uint16_t *p) { return cdrop_widen_bf16(*p); }
+static inline void isa_store_bf16(uint16_t *p, float x) { *p = cdrop_narrow_bf16(x); }
+
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m) { memcpy(dst, m, CDROP_GROUP); }
 
 static inline uint64_t isa_keep_bits(isa_mask m)

@@ -7,7 +7,8 @@
  * args->g0 + i (cdrop_rng.h), so any range can run on any thread.  A kernel is a MASK PRODUCER
  * (one per instruction set: isa_portable.c, isa_avx2.c, isa_avx512.c, each making the keep
  * decisions of 64 elements per step in its registers) joined to a CONSUMER (one per operation:
- * consumer_float.inc.h selects and scales float32/float64, consumer_mask.inc.h writes keep bytes
+ * consumer_float.inc.h selects and scales float32/float64, consumer_half.inc.h float16/bfloat16
+ * through float32 vectors, consumer_mask.inc.h writes keep bytes
  * and bits, consumer_stream.inc.h is AVX-512's non-temporal variant) by walk.inc.h, which is
  * instantiated once per (instruction set, operation) so that the consumer is inlined into the
  * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
@@ -42,6 +43,8 @@ enum {
     CDROP_OP_BITS,    /* bit i % 8 of dst[i / 8] = keep; lo a multiple of 8, hi too or the end */
     CDROP_OP_F32_NT,  /* CDROP_OP_F32 with non-temporal stores (dst must not overlap src) */
     CDROP_OP_F64_NT,
+    CDROP_OP_F16,  /* dst[i] = keep ? narrow(widen(src[i]) * (float)scale) : +0.0, float16 */
+    CDROP_OP_BF16, /* the same in bfloat16 (half_scalar.h has the rounding rule) */
     CDROP_N_OPS
 };
 
@@ -70,7 +73,7 @@ typedef struct {
     int64_t n;    /* elements */
     int64_t gran; /* CONTIG: chunk starts are rounded up to a multiple of this */
     int walk;     /* CDROP_WALK_* */
-    int op;       /* STRIDED, BANDS: CDROP_OP_F32 or CDROP_OP_F64 */
+    int op;       /* STRIDED, BANDS: CDROP_OP_F32, F64, F16 or BF16 */
     int ndim;     /* STRIDED, BANDS: the merged layout (no length-1 axes) */
     int64_t shape[CDROP_MAX_DIMS], sstr[CDROP_MAX_DIMS], dstr[CDROP_MAX_DIMS]; /* bytes */
 } cdrop_job;

@@ -25,6 +25,13 @@
 #undef CDROP_T
 #undef CDROP_SFX
 
+#define CDROP_SFX f16
+#include "consumer_half.inc.h"
+#undef CDROP_SFX
+#define CDROP_SFX bf16
+#include "consumer_half.inc.h"
+#undef CDROP_SFX
+
 #define CDROP_OP f32
 #include "walk.inc.h"
 #define CDROP_OP f64
@@ -32,6 +39,10 @@
 #define CDROP_OP u8
 #include "walk.inc.h"
 #define CDROP_OP bits
+#include "walk.inc.h"
+#define CDROP_OP f16
+#include "walk.inc.h"
+#define CDROP_OP bf16
 #include "walk.inc.h"
 
 #ifdef CDROP_ISA_STREAMS
@@ -50,4 +61,5 @@ const cdrop_kernel_fn CDROP_ISA_TABLE[CDROP_N_OPS] = {
 #else /* no streaming stores: the ordinary kernels */
     cdrop_kernel_f32, cdrop_kernel_f64,
 #endif
+    cdrop_kernel_f16,   cdrop_kernel_bf16,
 };

@@ -41,12 +41,13 @@ static inline int omp_get_max_threads(void) { return 1; }
 
 static inline int cdrop_have_openmp(void) { return CDROP_HAVE_OPENMP; }
 
-/* AVX2, with OS support for the YMM state (libgcc's and compiler-rt's checks read XGETBV). */
+/* AVX2 and F16C (float16 conversions; every AVX2 CPU has them), with OS support for the YMM
+ * state (libgcc's and compiler-rt's checks read XGETBV). */
 static inline int cdrop_cpu_has_avx2(void)
 {
 #if CDROP_HAVE_X86_SIMD
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
+    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
 #else
     return 0;
 #endif

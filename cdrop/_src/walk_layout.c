@@ -13,10 +13,19 @@
 static void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
                             const uint8_t *keep, int64_t ks, int64_t n)
 {
-    if (job->op == CDROP_OP_F64)
+    switch (job->op) {
+    case CDROP_OP_F64:
         cdrop_run_f64(ps, is, pd, id, keep, ks, n, job->args.scale);
-    else
+        break;
+    case CDROP_OP_F16:
+        cdrop_run_f16(ps, is, pd, id, keep, ks, n, (float)job->args.scale);
+        break;
+    case CDROP_OP_BF16:
+        cdrop_run_bf16(ps, is, pd, id, keep, ks, n, (float)job->args.scale);
+        break;
+    default:
         cdrop_run_f32(ps, is, pd, id, keep, ks, n, (float)job->args.scale);
+    }
 }
 
 /* The keep bytes of local elements [a, a + m) into keep[0 .. m). */
