@@ -32,10 +32,7 @@ __all__ = ["Dropout", "dropout", "replace_dropout"]
 
 Seed = Union[int, torch.Generator, None]
 
-_FULL = (torch.float32, torch.float64)  # same bits as cdrop.dropout on t.numpy()
-_HALF = (torch.float16, torch.bfloat16)
-# the kernels take 2-byte floats when they know the bf16 flag (float16 and bfloat16 support)
-_HAS_HALF = "bf16" in (_kernels.apply.__doc__ or "")
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _TOP = 1 << 63
 _apply = _kernels.apply
 _is_compiling = torch.compiler.is_compiling
@@ -73,11 +70,10 @@ def _fill(src, dst, key, offset, p):
     threads = torch.get_num_threads() if n >= MIN_PARALLEL else 1
     s, bf16 = _view(src)
     d = s if dst is src else _view(dst)[0]
-    extra = (bf16,) if _HAS_HALF else ()
-    if not _apply(s, d, key, offset, p, threads, dst is not src, *extra):
+    if not _apply(s, d, key, offset, p, threads, dst is not src, bf16):
         # misaligned memory (a tensor over a byte buffer): through an aligned temporary
         tmp = s.copy()
-        _apply(tmp, tmp, key, offset, p, threads, False, *extra)
+        _apply(tmp, tmp, key, offset, p, threads, False, bf16)
         np.copyto(d, tmp)
 
 
@@ -126,13 +122,11 @@ def _check_input(input):
             "(move it with input.cpu(), or use torch.nn.functional.dropout there)"
         )
     dt = input.dtype
-    if dt not in _FULL and dt not in _HALF:
+    if dt not in _FLOATS:
         raise TypeError(
             f"input has unsupported dtype {dt}; cdrop supports float32, float64, float16 and "
             "bfloat16 tensors"
         )
-    if dt in _HALF and not _HAS_HALF:
-        raise TypeError(f"input has dtype {dt}, which this build of cdrop does not support")
 
 
 def _check_seed(seed, name="seed"):
@@ -263,7 +257,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     # directly, without the dispatcher (which costs more than the kernel at 1,000 elements),
     # and autograd, if needed, through _EagerDropout.  The values are those of the operators.
     if (training is True and type(p) is float and 0.0 < p < 1.0 and offset is _ZERO
-            and type(input) is Tensor and input.is_cpu and input.dtype in _FULL
+            and type(input) is Tensor and input.is_cpu and input.dtype in _FLOATS
             and (seed is None or type(seed) is int and 0 <= seed < U64)
             and (inplace is False or inplace is True)
             and not _is_compiling() and not _dispatch_modes() and not _function_modes()):
