@@ -56,6 +56,21 @@ def _view(t):
     return t.numpy(), False
 
 
+_BIG = 1 << 22  # NumPy asks for transparent huge pages from 4 MiB (its madvise threshold)
+
+
+def _empty_like(t):
+    """``torch.empty_like(t)`` (preserve_format).  A large contiguous one is allocated by NumPy,
+    which asks the kernel for huge pages where torch's allocator does not: the page faults of a
+    fresh 64 MiB tensor cost more than dropout itself (16M float32: 27 ms vs 11 ms to allocate
+    and fill, median of 7, 1 thread)."""
+    if t.numel() * t.element_size() < _BIG or not t.is_contiguous():
+        return torch.empty_like(t)
+    if t.dtype is torch.bfloat16:
+        return torch.from_numpy(np.empty(tuple(t.shape), np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(np.empty(tuple(t.shape), t.numpy().dtype))
+
+
 def _fill(src, dst, key, offset, p):
     """dst = dropout(src) with the uint64 `key` and `offset` (dst may be src); CPU tensors."""
     if p == 1.0:
@@ -79,7 +94,7 @@ def _fill(src, dst, key, offset, p):
 
 @torch.library.custom_op("cdrop::dropout", mutates_args=(), device_types="cpu")
 def _dropout_op(input: Tensor, key: Tensor, offset: int, p: float) -> Tensor:
-    out = torch.empty_like(input)  # preserve_format: the memory format of input
+    out = _empty_like(input)  # preserve_format: the memory format of input
     _fill(input, out, int(key) % U64, offset % U64, p)
     return out
 
@@ -189,7 +204,7 @@ class _EagerDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, key, offset, p):
-        out = torch.empty_like(input)
+        out = _empty_like(input)
         _fill(input, out, key, offset, p)
         ctx.key, ctx.offset, ctx.p = key, offset, p
         return out
@@ -270,7 +285,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
             _fill(input, input, key, 0, p)
             _increment_version(input)
             return input
-        out = torch.empty_like(input)
+        out = _empty_like(input)
         _fill(input, out, key, 0, p)
         return out
 

@@ -36,6 +36,7 @@ def layouts(dtype):
         "0-d": torch.tensor(1.5, dtype=dtype),
         "empty": torch.empty(0, 3, dtype=dtype),
         "large": torch.randn(300_000).to(dtype),  # threads
+        "huge": torch.randn(2, 600_000).to(dtype),  # >= 4 MiB: a result allocated by NumPy
     }
 
 

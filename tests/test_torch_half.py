@@ -43,6 +43,7 @@ def samples(dtype):
         "channels_last": torch.randn(2, 3, 5, 7).to(dtype, memory_format=torch.channels_last),
         "special": special,
         "large": torch.randn(300_000).to(dtype),
+        "huge": torch.randn(3, 800_000).to(dtype),  # >= 4 MiB: a result allocated by NumPy
     }
 
 
