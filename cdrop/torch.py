@@ -184,6 +184,36 @@ def _draw(generator):
     return _draw_key(generator)
 
 
+# An int seed as the key tensor, under torch.compile: Dynamo makes an int that changes between
+# calls a symbol, and Inductor's kernels hold symbols as int64, which seeds from 2**63 overflow.
+# The halves are computed by the graph's Python wrapper, which calls this operator.
+@torch.library.custom_op("cdrop::int_key", mutates_args=())
+def _int_key_op(high: int, low: int) -> Tensor:
+    return torch.tensor(_signed(high << 32 | low), dtype=torch.int64)
+
+
+@_int_key_op.register_fake
+def _(high, low):
+    return torch.empty((), dtype=torch.int64)
+
+
+@torch.library.custom_op("cdrop::derived_key", mutates_args=())
+def _derived_key_op(high: int, low: int, calls: Tensor) -> Tensor:
+    key = _kernels.derive(high << 32 | low, int(calls) % U64)
+    return torch.tensor(_signed(key), dtype=torch.int64)
+
+
+@_derived_key_op.register_fake
+def _(high, low, calls):
+    return torch.empty((), dtype=torch.int64)
+
+
+def _int_key(seed):
+    if _is_compiling():
+        return _int_key_op(seed >> 32, seed & 0xFFFFFFFF)
+    return torch.tensor(_signed(seed), dtype=torch.int64)
+
+
 _local = threading.local()
 
 
@@ -300,14 +330,19 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if seed is None or isinstance(seed, torch.Generator):
         key = _draw(seed)  # last: nothing can fail any more
     else:
-        key = torch.tensor(_signed(seed), dtype=torch.int64)
+        key = _int_key(seed)
+    return _run_op(input, key, _signed(offset), p, inplace)
+
+
+def _run_op(input, key, offset, p, inplace):
+    """Dropout through the operators, with the key as a tensor and the offset as an int64."""
     if not inplace:
-        return _dropout_op(input, key, _signed(offset), p)
+        return _dropout_op(input, key, offset, p)
     if input.requires_grad and _grad_enabled():
         # autograd through the out-of-place operator; copy_ bumps the version counter and
         # refuses a leaf that requires grad, as torch's in-place dropout does
-        return input.copy_(_dropout_op(input, key, _signed(offset), p))
-    _dropout_inplace_op(input, key, _signed(offset), p)
+        return input.copy_(_dropout_op(input, key, offset, p))
+    _dropout_inplace_op(input, key, offset, p)
     return input
 
 
@@ -349,7 +384,16 @@ class Dropout(nn.Module):
         self.p = check_p(p)
         self.inplace = as_flag(inplace, "inplace")
         self.seed = _check_seed(seed)
-        self.calls = 0  # training-mode calls with an int seed: the position in its stream
+        # Training-mode calls with an int seed, the position in its stream: a 0-d tensor (not
+        # a buffer), because torch.compile recompiles a graph for every value of an int
+        # attribute, and carries a tensor's in-place update.
+        self._calls = torch.zeros((), dtype=torch.int64)
+
+    @property
+    def calls(self) -> int:
+        """Training-mode forward calls made so far with an int `seed` (the next call uses
+        ``derive(seed, calls)``, as ``cdrop.Dropout`` does)."""
+        return int(self._calls)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
@@ -358,8 +402,14 @@ class Dropout(nn.Module):
         """Dropout of `input` in training mode, the identity in evaluation mode."""
         seed = self.seed
         if type(seed) is int and self.training:
-            seed = _kernels.derive(seed, self.calls)  # as cdrop.Dropout's call `calls`
-            self.calls += 1
+            if _is_compiling() and self.p != 0.0:
+                # the derivation inside the graph (Dynamo cannot trace the compiled derive)
+                _check_input(input)
+                key = _derived_key_op(seed >> 32, seed & 0xFFFFFFFF, self._calls)
+                self._calls.add_(1)
+                return _run_op(input, key, 0, self.p, self.inplace)
+            seed = _kernels.derive(seed, int(self._calls))  # as cdrop.Dropout's call `calls`
+            self._calls.add_(1)
         return dropout(input, self.p, self.training, self.inplace, seed=seed)
 
 

@@ -215,3 +215,26 @@ def test_import_cdrop_imports_neither_cdrop_torch_nor_torch(tmp_path):
         " 'cdrop.torch'))))",
         tmp_path, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_docstring_examples_of_cdrop_torch():
+    import doctest
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    assert doctest.testmod(ct, optionflags=flags).failed == 0
+    assert all("Examples" in getattr(ct, name).__doc__ for name in ct.__all__)
+
+
+def test_readme_and_docs_torch_examples_run():
+    """The ```python torch blocks of README.md and docs/torch.md (test_docs.py runs the plain
+    ```python ones, which must not need torch)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    blocks = []
+    for page in (root / "README.md", root / "docs" / "torch.md"):
+        blocks += re.findall(r"```python torch\n(.*?)```", page.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        exec(compile(code, "torch example", "exec"), {})
