@@ -244,6 +244,11 @@ class _EagerDropout(torch.autograd.Function):
         return _EagerDropout.apply(grad, ctx.key, ctx.offset, ctx.p), None, None, None
 
 
+def _refuse_leaf():
+    raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                       "operation.")  # torch's own message for F.dropout(leaf, inplace=True)
+
+
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
             seed: Seed = None, offset: int = 0) -> Tensor:
     """Inverted dropout of a CPU tensor: zero each element with probability `p`, scale the
@@ -306,8 +311,11 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
             and (seed is None or type(seed) is int and 0 <= seed < U64)
             and (inplace is False or inplace is True)
             and not _is_compiling() and not _dispatch_modes() and not _function_modes()):
+        grad = input.requires_grad and _grad_enabled()
+        if grad and inplace and input.is_leaf:
+            _refuse_leaf()  # before the draw: a call that raises draws nothing
         key = seed if seed is not None else _eager_key()
-        if input.requires_grad and _grad_enabled():
+        if grad:
             out = _EagerDropout.apply(input, key, 0, p)
             # copy_: the version counter, and torch's refusal of a leaf that requires grad
             return input.copy_(out) if inplace else out
@@ -327,6 +335,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     offset = check_offset(offset, input.numel())
     if not training or p == 0.0:
         return input  # what torch.nn.functional.dropout returns there
+    if inplace and input.requires_grad and _grad_enabled() and input.is_leaf:
+        _refuse_leaf()
     if seed is None or isinstance(seed, torch.Generator):
         key = _draw(seed)  # last: nothing can fail any more
     else:

@@ -37,6 +37,22 @@ def test_torch_set_num_threads_is_the_thread_count(recorded_threads, n):
     assert recorded_threads == [n] * 4
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernels_run_on_the_tensors_own_memory(monkeypatch, dtype):
+    seen = []
+    apply = ct._apply
+
+    def recording(src, dst, *args):
+        seen.append((src.__array_interface__["data"][0], dst.__array_interface__["data"][0]))
+        return apply(src, dst, *args)
+
+    monkeypatch.setattr(ct, "_apply", recording)
+    x = torch.randn(40, 300).to(dtype)[::2].t()  # strided and transposed: no copy either
+    y = ct.dropout(x, 0.5, seed=1)
+    ct.dropout(x, 0.5, inplace=True, seed=1)
+    assert seen == [(x.data_ptr(), y.data_ptr()), (x.data_ptr(), x.data_ptr())]
+
+
 def test_small_tensors_run_on_one_thread(recorded_threads):
     torch.set_num_threads(2)
     ct.dropout(torch.randn(1000), 0.5)
