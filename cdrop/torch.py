@@ -223,7 +223,10 @@ def _eager_key():
     try:
         scratch = _local.key
     except AttributeError:
-        scratch = _local.key = torch.empty((), dtype=torch.int64)
+        # a normal tensor even when the first call runs in inference mode: an inference tensor
+        # could not be written outside it
+        with torch.inference_mode(False):
+            scratch = _local.key = torch.empty((), dtype=torch.int64)
     return int(scratch.random_(-_TOP, None)) % U64
 
 
@@ -309,7 +312,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if (training is True and type(p) is float and 0.0 < p < 1.0 and offset is _ZERO
             and type(input) is Tensor and input.is_cpu and input.dtype in _FLOATS
             and (seed is None or type(seed) is int and 0 <= seed < U64)
-            and (inplace is False or inplace is True)
+            and (inplace is False or inplace is True and input.is_contiguous())
             and not _is_compiling() and not _dispatch_modes() and not _function_modes()):
         grad = input.requires_grad and _grad_enabled()
         if grad and inplace and input.is_leaf:
@@ -333,6 +336,11 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     inplace = as_flag(inplace, "inplace")
     seed = _check_seed(seed)
     offset = check_offset(offset, input.numel())
+    # (not under torch.compile, where Dynamo cannot trace the check)
+    if (inplace and training and not _is_compiling()
+            and torch._debug_has_internal_overlap(input) == 1):
+        # an expanded tensor: several elements are one memory location (torch refuses it too)
+        raise ValueError("input has overlapping elements (a zero stride); clone() it first")
     if not training or p == 0.0:
         return input  # what torch.nn.functional.dropout returns there
     if inplace and input.requires_grad and _grad_enabled() and input.is_leaf:

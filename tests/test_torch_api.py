@@ -136,6 +136,38 @@ def test_bad_arguments_raise_as_cdrop_dropout_does_and_write_nothing(kwargs, kin
     assert torch.equal(t, torch.ones(3)) and torch.equal(torch.get_rng_state(), state)
 
 
+def test_inplace_on_an_expanded_tensor_is_refused_as_by_torch():
+    t = torch.ones(1, 3).expand(4, 3)
+    with pytest.raises(RuntimeError, match="more than one element"):
+        F.dropout(t, 0.5, inplace=True)
+    with pytest.raises(ValueError, match="input has overlapping elements"):
+        ct.dropout(t, 0.5, inplace=True)
+    assert torch.equal(t, torch.ones(4, 3))
+
+
+def test_inference_mode_first_then_normal_calls():
+    # a fresh thread: its first key draw happens in inference mode
+    import threading
+
+    errors = []
+
+    def run():
+        try:
+            with torch.inference_mode():
+                ct.dropout(torch.ones(10), 0.5, inplace=True)
+            ct.dropout(torch.ones(10), 0.5)
+            x = torch.randn(3, requires_grad=True)
+            with torch.no_grad():
+                ct.dropout(x, 0.5, inplace=True)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert errors == []
+
+
 def test_input_that_is_not_a_tensor_is_a_type_error():
     with pytest.raises(TypeError, match="input must be a torch.Tensor"):
         ct.dropout(np.ones(3), 0.5)
