@@ -12,8 +12,12 @@ Design:
 * The key is a 0-d int64 tensor, so that ``torch.compile`` carries it as a graph input and
   ``seed=None`` draws it in the graph from torch's generator (a Python int would be a constant
   of the graph).  Keys and offsets in [2**63, 2**64) travel as their int64 two's complement.
-* Calls with no autograd and no tracing involved skip the dispatcher (about 10 us a call) and
-  run the kernels directly; the result is the same.
+* ``seed=None`` and int seeds become the key through small operators of their own
+  (``cdrop::draw_key``, ``cdrop::int_key``, ``cdrop::derived_key``), so that a compiled graph
+  draws and derives keys as eager mode does.
+* Eager calls with no tracing and no torch-function mode involved skip the dispatcher (it
+  costs more than the kernel at 1,000 elements: 60 us against 14 us with autograd) and run
+  the kernels directly, with autograd through an equivalent ``torch.autograd.Function``.
 """
 from __future__ import annotations
 
