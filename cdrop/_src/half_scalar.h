@@ -30,43 +30,47 @@ static inline uint32_t cdrop_f32_bits(float f)
     return u;
 }
 
+/* c ? a : b for c in {0, 1}, as bit operations: with a ?: GCC may move the float operation
+ * that computes one operand into a branch, and then (under its default -ftrapping-math) cannot
+ * turn the branch back into a select, and the loops stay scalar (12 ns per element). */
+static inline uint32_t cdrop_sel(uint32_t c, uint32_t a, uint32_t b)
+{
+    const uint32_t m = 0u - c;
+    return (a & m) | (b & ~m);
+}
+
 /* float16 -> float32, exact.  Normal numbers, Inf and NaN (payload kept) rebias the exponent;
- * zeros and subnormals are m * 2^-24, exact in float32 (m < 1024, the result a normal float). */
+ * zeros and subnormals are m * 2^-24, exact in float32 (m < 1024, the result a normal float).
+ * Selects, not branches, so that the compiler vectorises the portable loops. */
 static inline float cdrop_widen_f16(uint16_t h)
 {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t a = h & 0x7FFFu;
-    uint32_t u = (a << 13) + ((uint32_t)(127 - 15) << 23);
-    if (a >= 0x7C00u) /* Inf, NaN: exponent 31 -> 255 */
-        u += (uint32_t)(128 - 16) << 23;
-    if (a < 0x0400u) /* 2^-24 exactly */
-        u = cdrop_f32_bits((float)a * 5.9604644775390625e-08f);
-    return cdrop_bits_f32(u | sign);
+    const uint32_t n = (a << 13) + ((uint32_t)(127 - 15) << 23);
+    const uint32_t big = n + ((uint32_t)(128 - 16) << 23); /* Inf, NaN: exponent 31 -> 255 */
+    const uint32_t sub = cdrop_f32_bits((float)(int32_t)a * 5.9604644775390625e-08f); /* 2^-24 */
+    return cdrop_bits_f32(cdrop_sel(a >= 0x7C00u, big, cdrop_sel(a < 0x0400u, sub, n)) | sign);
 }
 
-/* float32 -> float16, rounding to nearest even, with overflow to Inf and subnormal results. */
+/* float32 -> float16, rounding to nearest even, with overflow to Inf and subnormal results.
+ * Every case is computed and one selected (vectorisable).  Subnormal results: adding 0.5f
+ * puts the bits of units of 2^-24 at the bottom of the significand, and the float addition
+ * rounds them to nearest even; 0.5f and the sum are normal floats, and an input that a DAZ flag
+ * would read as zero (a float32 subnormal) rounds to zero anyway. */
 static inline uint16_t cdrop_narrow_f16(float f)
 {
     const uint32_t u = cdrop_f32_bits(f);
     const uint32_t sign = (u >> 16) & 0x8000u;
     const uint32_t a = u & 0x7FFFFFFFu;
-    uint32_t h;
-    if (a > 0x7F800000u) { /* NaN: the top payload bits, and never the bits of Inf */
-        h = 0x7C00u | ((a >> 13) & 0x3FFu);
-        h += h == 0x7C00u;
-    } else if (a >= 0x47800000u) { /* |f| >= 2^16, Inf included: Inf */
-        h = 0x7C00u;
-    } else if (a >= 0x38800000u) { /* |f| >= 2^-14: normal (a carry may round it up to Inf) */
-        h = (a - ((uint32_t)(127 - 15) << 23) + 0xFFFu + ((a >> 13) & 1u)) >> 13;
-    } else { /* subnormal or zero: the significand shifted to units of 2^-24, rounded */
-        const uint32_t e = a >> 23;
-        const uint32_t m = (a & 0x7FFFFFu) | (e ? 0x800000u : 0u);
-        const uint32_t sh0 = 126u - (e ? e : 1u);  /* >= 14 */
-        const uint32_t sh = sh0 < 31u ? sh0 : 31u; /* m < 2^24: any shift >= 25 gives 0 */
-        const uint32_t rem = m & ((1u << sh) - 1u), half = 1u << (sh - 1u);
-        h = m >> sh;
-        h += rem > half || (rem == half && (h & 1u)); /* 0x3FF + 1: the smallest normal */
-    }
+    /* NaN: the top payload bits (NumPy), and never the bits of Inf */
+    const uint32_t nan = 0x7C00u | ((a >> 13) & 0x3FFu) | (((a >> 13) & 0x3FFu) == 0);
+    /* normal: rebias, add half an ulp minus one if the kept part is even, truncate (a carry
+     * may round up to Inf, which is right) */
+    const uint32_t nrm = (a - ((uint32_t)(127 - 15) << 23) + 0xFFFu + ((a >> 13) & 1u)) >> 13;
+    const uint32_t sub = cdrop_f32_bits(cdrop_bits_f32(a) + 0.5f) - 0x3F000000u;
+    const uint32_t fin = cdrop_sel(a >= 0x38800000u, nrm, sub); /* normal if |f| >= 2^-14 */
+    /* |f| >= 2^16, Inf included: Inf */
+    const uint32_t h = cdrop_sel(a > 0x7F800000u, nan, cdrop_sel(a >= 0x47800000u, 0x7C00u, fin));
     return (uint16_t)(sign | h);
 }
 
@@ -78,9 +82,9 @@ static inline float cdrop_widen_bf16(uint16_t h) { return cdrop_bits_f32((uint32
 static inline uint16_t cdrop_narrow_bf16(float f)
 {
     const uint32_t u = cdrop_f32_bits(f);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
-        return (uint16_t)(((u >> 16) & 0x8000u) | 0x7FC0u);
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    const uint32_t nan = ((u >> 16) & 0x8000u) | 0x7FC0u;
+    const uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)cdrop_sel((u & 0x7FFFFFFFu) > 0x7F800000u, nan, r);
 }
 
 /* *x = +0.0 if lost, else unchanged (a settled tie; see float_scalar.inc.h). */
