@@ -99,7 +99,7 @@ def parser():
     ap.add_argument("--sizes", type=parse_sizes, nargs="+", metavar="N",
                     help="array sizes in elements, comma- or space-separated, with optional "
                          "suffixes k (x 1,024) and M (x 1,048,576) (default: 16k,1M,16M)")
-    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+    ap.add_argument("--dtype", choices=("float16", "float32", "float64"), default="float32",
                     help="element type (default: float32)")
     ap.add_argument("--p", type=_probability, default=0.5, metavar="P",
                     help="drop probability, 0 <= P < 1 (default: 0.5)")

@@ -110,7 +110,8 @@ def dropout(
     Parameters
     ----------
     x : ndarray or array_like
-        float32 or float64 data, any shape (0-d and empty included) and any layout.
+        float16, bfloat16 (``ml_dtypes.bfloat16``), float32 or float64 data, any shape (0-d
+        and empty included) and any layout.
         Array-likes are converted with ``np.asarray`` (out of place only).  For an ndarray
         subclass, the kernels see the base-class array, and a new result is wrapped with
         ``x.__array_wrap__``, as NumPy's ufuncs do.
@@ -143,9 +144,11 @@ def dropout(
     ndarray
         `x` (in place, or ``training=False``), `out` if given, else a new array with `x`'s
         shape and dtype.  Kept elements are ``x * scale`` in `x`'s precision, with
-        ``scale = 1/(1-p)`` rounded to `x`'s dtype; dropped elements are exactly ``+0.0``,
-        also where `x` is NaN or Inf.  ``p == 0`` copies `x` (or leaves it untouched in
-        place); ``p == 1`` gives zeros.
+        ``scale = 1/(1-p)`` rounded to `x`'s dtype; for float16 and bfloat16 they are
+        ``(x.astype(float32) * float32(scale)).astype(x.dtype)``, rounded to nearest even
+        (docs/rng.md), with float32's mask.  Dropped elements are exactly ``+0.0``, also
+        where `x` is NaN or Inf.  ``p == 0`` copies `x` (or leaves it untouched in place);
+        ``p == 1`` gives zeros.
 
     Raises
     ------
@@ -187,6 +190,9 @@ def dropout(
     >>> z = cdrop.dropout(x, 0.5, seed=42, inplace=True)
     >>> z is x and bool((x == y).all())
     True
+    >>> h = cdrop.dropout(np.ones(8, dtype=np.float16), p=0.5, seed=42)   # float32's mask
+    >>> h.dtype, bool((h == y).all())
+    (dtype('float16'), True)
     """
     # The common call: `x` a float32/float64 ndarray (in place: writeable and contiguous), `p` a
     # float in (0, 1), `seed` an int in [0, 2**64) or None, the other arguments at their

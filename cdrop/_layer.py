@@ -45,6 +45,7 @@ class Dropout:
     is remembered, so :meth:`backward` recomputes the mask instead of storing it (O(1) memory).
     Threads may share a layer: each training-mode forward call takes its own call number, once
     nothing can fail any more (backward refers to whichever call recorded its mask last).
+    float16, bfloat16 (``ml_dtypes.bfloat16``), float32 and float64 arrays, as :func:`dropout`.
 
     Parameters
     ----------
@@ -168,7 +169,8 @@ class Dropout:
         Parameters
         ----------
         x : ndarray or array_like
-            float32 or float64 (an ndarray if the layer is in place).
+            float16, bfloat16 (ml_dtypes), float32 or float64 (an ndarray if the layer is in
+            place).
 
         Returns
         -------
@@ -241,7 +243,8 @@ class Dropout:
         Parameters
         ----------
         grad : ndarray or array_like
-            float32 or float64, the shape of the last forward's output.
+            float16, bfloat16 (ml_dtypes), float32 or float64, the shape of the last
+            forward's output.
 
         Returns
         -------

@@ -12,11 +12,16 @@ Design:
 * The key is a 0-d int64 tensor, so that ``torch.compile`` carries it as a graph input and
   ``seed=None`` draws it in the graph from torch's generator (a Python int would be a constant
   of the graph).  Keys and offsets in [2**63, 2**64) travel as their int64 two's complement.
-* Calls with no autograd and no tracing involved skip the dispatcher (about 10 us a call) and
-  run the kernels directly; the result is the same.
+* ``seed=None`` and int seeds become the key through small operators of their own
+  (``cdrop::draw_key``, ``cdrop::int_key``, ``cdrop::derived_key``), so that a compiled graph
+  draws and derives keys as eager mode does.
+* Eager calls with no tracing and no torch-function mode involved skip the dispatcher (it
+  costs more than the kernel at 1,000 elements: 60 us against 14 us with autograd) and run
+  the kernels directly, with autograd through an equivalent ``torch.autograd.Function``.
 """
 from __future__ import annotations
 
+import threading
 from typing import Union
 
 import numpy as np
@@ -31,10 +36,7 @@ __all__ = ["Dropout", "dropout", "replace_dropout"]
 
 Seed = Union[int, torch.Generator, None]
 
-_FULL = (torch.float32, torch.float64)  # same bits as cdrop.dropout on t.numpy()
-_HALF = (torch.float16, torch.bfloat16)
-# the kernels take 2-byte floats when they know the bf16 flag (float16 and bfloat16 support)
-_HAS_HALF = "bf16" in (_kernels.apply.__doc__ or "")
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _TOP = 1 << 63
 _apply = _kernels.apply
 _is_compiling = torch.compiler.is_compiling
@@ -58,6 +60,21 @@ def _view(t):
     return t.numpy(), False
 
 
+_BIG = 1 << 22  # NumPy asks for transparent huge pages from 4 MiB (its madvise threshold)
+
+
+def _empty_like(t):
+    """``torch.empty_like(t)`` (preserve_format).  A large contiguous one is allocated by NumPy,
+    which asks the kernel for huge pages where torch's allocator does not: the page faults of a
+    fresh 64 MiB tensor cost more than dropout itself (16M float32: 27 ms vs 11 ms to allocate
+    and fill, median of 7, 1 thread)."""
+    if t.numel() * t.element_size() < _BIG or not t.is_contiguous():
+        return torch.empty_like(t)
+    if t.dtype is torch.bfloat16:
+        return torch.from_numpy(np.empty(tuple(t.shape), np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(np.empty(tuple(t.shape), t.numpy().dtype))
+
+
 def _fill(src, dst, key, offset, p):
     """dst = dropout(src) with the uint64 `key` and `offset` (dst may be src); CPU tensors."""
     if p == 1.0:
@@ -72,17 +89,16 @@ def _fill(src, dst, key, offset, p):
     threads = torch.get_num_threads() if n >= MIN_PARALLEL else 1
     s, bf16 = _view(src)
     d = s if dst is src else _view(dst)[0]
-    extra = (bf16,) if _HAS_HALF else ()
-    if not _apply(s, d, key, offset, p, threads, dst is not src, *extra):
+    if not _apply(s, d, key, offset, p, threads, dst is not src, bf16):
         # misaligned memory (a tensor over a byte buffer): through an aligned temporary
         tmp = s.copy()
-        _apply(tmp, tmp, key, offset, p, threads, False, *extra)
+        _apply(tmp, tmp, key, offset, p, threads, False, bf16)
         np.copyto(d, tmp)
 
 
 @torch.library.custom_op("cdrop::dropout", mutates_args=(), device_types="cpu")
 def _dropout_op(input: Tensor, key: Tensor, offset: int, p: float) -> Tensor:
-    out = torch.empty_like(input)  # preserve_format: the memory format of input
+    out = _empty_like(input)  # preserve_format: the memory format of input
     _fill(input, out, int(key) % U64, offset % U64, p)
     return out
 
@@ -125,13 +141,11 @@ def _check_input(input):
             "(move it with input.cpu(), or use torch.nn.functional.dropout there)"
         )
     dt = input.dtype
-    if dt not in _FULL and dt not in _HALF:
+    if dt not in _FLOATS:
         raise TypeError(
             f"input has unsupported dtype {dt}; cdrop supports float32, float64, float16 and "
             "bfloat16 tensors"
         )
-    if dt in _HALF and not _HAS_HALF:
-        raise TypeError(f"input has dtype {dt}, which this build of cdrop does not support")
 
 
 def _check_seed(seed, name="seed"):
@@ -172,6 +186,74 @@ def _draw(generator):
     if generator is None:
         return _draw_op(torch.empty(0)) if _is_compiling() else _draw_key()
     return _draw_key(generator)
+
+
+# An int seed as the key tensor, under torch.compile: Dynamo makes an int that changes between
+# calls a symbol, and Inductor's kernels hold symbols as int64, which seeds from 2**63 overflow.
+# The halves are computed by the graph's Python wrapper, which calls this operator.
+@torch.library.custom_op("cdrop::int_key", mutates_args=())
+def _int_key_op(high: int, low: int) -> Tensor:
+    return torch.tensor(_signed(high << 32 | low), dtype=torch.int64)
+
+
+@_int_key_op.register_fake
+def _(high, low):
+    return torch.empty((), dtype=torch.int64)
+
+
+@torch.library.custom_op("cdrop::derived_key", mutates_args=())
+def _derived_key_op(high: int, low: int, calls: Tensor) -> Tensor:
+    key = _kernels.derive(high << 32 | low, int(calls) % U64)
+    return torch.tensor(_signed(key), dtype=torch.int64)
+
+
+@_derived_key_op.register_fake
+def _(high, low, calls):
+    return torch.empty((), dtype=torch.int64)
+
+
+def _int_key(seed):
+    if _is_compiling():
+        return _int_key_op(seed >> 32, seed & 0xFFFFFFFF)
+    return torch.tensor(_signed(seed), dtype=torch.int64)
+
+
+_local = threading.local()
+
+
+def _eager_key():
+    """The key of seed=None as an int, drawn into a per-thread scratch tensor (allocating a
+    0-d tensor costs more than the draw)."""
+    try:
+        scratch = _local.key
+    except AttributeError:
+        # a normal tensor even when the first call runs in inference mode: an inference tensor
+        # could not be written outside it
+        with torch.inference_mode(False):
+            scratch = _local.key = torch.empty((), dtype=torch.int64)
+    return int(scratch.random_(-_TOP, None)) % U64
+
+
+class _EagerDropout(torch.autograd.Function):
+    """Eager autograd without the dispatcher: the values, gradients and version counters of
+    ``cdrop::dropout``, for a quarter of its cost at 1,000 elements.  Nothing is saved for
+    backward but three numbers."""
+
+    @staticmethod
+    def forward(ctx, input, key, offset, p):
+        out = _empty_like(input)
+        _fill(input, out, key, offset, p)
+        ctx.key, ctx.offset, ctx.p = key, offset, p
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _EagerDropout.apply(grad, ctx.key, ctx.offset, ctx.p), None, None, None
+
+
+def _refuse_leaf():
+    raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                       "operation.")  # torch's own message for F.dropout(leaf, inplace=True)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
@@ -228,22 +310,29 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     >>> cdrop.torch.dropout(x, 0.5, training=False) is x
     True
     """
-    # The common call, with no autograd, tracing or torch-function mode involved: the kernels
-    # run directly, without the dispatcher (which costs more than the kernel at 1,000 elements).
+    # The common call, with no tracing or torch-function mode involved: the kernels run
+    # directly, without the dispatcher (which costs more than the kernel at 1,000 elements),
+    # and autograd, if needed, through _EagerDropout.  The values are those of the operators.
     if (training is True and type(p) is float and 0.0 < p < 1.0 and offset is _ZERO
-            and type(input) is Tensor and input.is_cpu and input.dtype in _FULL
+            and type(input) is Tensor and input.is_cpu and input.dtype in _FLOATS
             and (seed is None or type(seed) is int and 0 <= seed < U64)
-            and not (input.requires_grad and _grad_enabled())
+            and (inplace is False or inplace is True and input.is_contiguous())
             and not _is_compiling() and not _dispatch_modes() and not _function_modes()):
-        if inplace is False or inplace is True:
-            key = seed if seed is not None else int(_draw(None)) % U64
-            if inplace:
-                _fill(input, input, key, 0, p)
-                _increment_version(input)
-                return input
-            out = torch.empty_like(input)
-            _fill(input, out, key, 0, p)
-            return out
+        grad = input.requires_grad and _grad_enabled()
+        if grad and inplace and input.is_leaf:
+            _refuse_leaf()  # before the draw: a call that raises draws nothing
+        key = seed if seed is not None else _eager_key()
+        if grad:
+            out = _EagerDropout.apply(input, key, 0, p)
+            # copy_: the version counter, and torch's refusal of a leaf that requires grad
+            return input.copy_(out) if inplace else out
+        if inplace:
+            _fill(input, input, key, 0, p)
+            _increment_version(input)
+            return input
+        out = _empty_like(input)
+        _fill(input, out, key, 0, p)
+        return out
 
     _check_input(input)
     p = check_p(p)
@@ -251,19 +340,31 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     inplace = as_flag(inplace, "inplace")
     seed = _check_seed(seed)
     offset = check_offset(offset, input.numel())
+    # (not under torch.compile, where Dynamo cannot trace the check)
+    if (inplace and training and not _is_compiling()
+            and torch._debug_has_internal_overlap(input) == 1):
+        # an expanded tensor: several elements are one memory location (torch refuses it too)
+        raise ValueError("input has overlapping elements (a zero stride); clone() it first")
     if not training or p == 0.0:
         return input  # what torch.nn.functional.dropout returns there
+    if inplace and input.requires_grad and _grad_enabled() and input.is_leaf:
+        _refuse_leaf()
     if seed is None or isinstance(seed, torch.Generator):
         key = _draw(seed)  # last: nothing can fail any more
     else:
-        key = torch.tensor(_signed(seed), dtype=torch.int64)
+        key = _int_key(seed)
+    return _run_op(input, key, _signed(offset), p, inplace)
+
+
+def _run_op(input, key, offset, p, inplace):
+    """Dropout through the operators, with the key as a tensor and the offset as an int64."""
     if not inplace:
-        return _dropout_op(input, key, _signed(offset), p)
+        return _dropout_op(input, key, offset, p)
     if input.requires_grad and _grad_enabled():
         # autograd through the out-of-place operator; copy_ bumps the version counter and
         # refuses a leaf that requires grad, as torch's in-place dropout does
-        return input.copy_(_dropout_op(input, key, _signed(offset), p))
-    _dropout_inplace_op(input, key, _signed(offset), p)
+        return input.copy_(_dropout_op(input, key, offset, p))
+    _dropout_inplace_op(input, key, offset, p)
     return input
 
 
@@ -305,7 +406,16 @@ class Dropout(nn.Module):
         self.p = check_p(p)
         self.inplace = as_flag(inplace, "inplace")
         self.seed = _check_seed(seed)
-        self.calls = 0  # training-mode calls with an int seed: the position in its stream
+        # Training-mode calls with an int seed, the position in its stream: a 0-d tensor (not
+        # a buffer), because torch.compile recompiles a graph for every value of an int
+        # attribute, and carries a tensor's in-place update.
+        self._calls = torch.zeros((), dtype=torch.int64)
+
+    @property
+    def calls(self) -> int:
+        """Training-mode forward calls made so far with an int `seed` (the next call uses
+        ``derive(seed, calls)``, as ``cdrop.Dropout`` does)."""
+        return int(self._calls)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
@@ -314,8 +424,14 @@ class Dropout(nn.Module):
         """Dropout of `input` in training mode, the identity in evaluation mode."""
         seed = self.seed
         if type(seed) is int and self.training:
-            seed = _kernels.derive(seed, self.calls)  # as cdrop.Dropout's call `calls`
-            self.calls += 1
+            if _is_compiling() and self.p != 0.0:
+                # the derivation inside the graph (Dynamo cannot trace the compiled derive)
+                _check_input(input)
+                key = _derived_key_op(seed >> 32, seed & 0xFFFFFFFF, self._calls)
+                self._calls.add_(1)
+                return _run_op(input, key, 0, self.p, self.inplace)
+            seed = _kernels.derive(seed, int(self._calls))  # as cdrop.Dropout's call `calls`
+            self._calls.add_(1)
         return dropout(input, self.p, self.training, self.inplace, seed=seed)
 
 

@@ -121,7 +121,7 @@ def test_a_closed_pipe_through_the_shell(tmp_path):
     ("--p", "1.5"),
     ("--p", "1"),
     ("--p", "nan"),
-    ("--dtype", "float16"),
+    ("--dtype", "int8"),
     ("--budget", "0"),
 ])
 def test_bad_values_are_usage_errors_naming_the_option(tmp_path, option, value):

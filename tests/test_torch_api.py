@@ -36,6 +36,7 @@ def layouts(dtype):
         "0-d": torch.tensor(1.5, dtype=dtype),
         "empty": torch.empty(0, 3, dtype=dtype),
         "large": torch.randn(300_000).to(dtype),  # threads
+        "huge": torch.randn(2, 600_000).to(dtype),  # >= 4 MiB: a result allocated by NumPy
     }
 
 
@@ -135,6 +136,38 @@ def test_bad_arguments_raise_as_cdrop_dropout_does_and_write_nothing(kwargs, kin
     assert torch.equal(t, torch.ones(3)) and torch.equal(torch.get_rng_state(), state)
 
 
+def test_inplace_on_an_expanded_tensor_is_refused_as_by_torch():
+    t = torch.ones(1, 3).expand(4, 3)
+    with pytest.raises(RuntimeError, match="more than one element"):
+        F.dropout(t, 0.5, inplace=True)
+    with pytest.raises(ValueError, match="input has overlapping elements"):
+        ct.dropout(t, 0.5, inplace=True)
+    assert torch.equal(t, torch.ones(4, 3))
+
+
+def test_inference_mode_first_then_normal_calls():
+    # a fresh thread: its first key draw happens in inference mode
+    import threading
+
+    errors = []
+
+    def run():
+        try:
+            with torch.inference_mode():
+                ct.dropout(torch.ones(10), 0.5, inplace=True)
+            ct.dropout(torch.ones(10), 0.5)
+            x = torch.randn(3, requires_grad=True)
+            with torch.no_grad():
+                ct.dropout(x, 0.5, inplace=True)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert errors == []
+
+
 def test_input_that_is_not_a_tensor_is_a_type_error():
     with pytest.raises(TypeError, match="input must be a torch.Tensor"):
         ct.dropout(np.ones(3), 0.5)
@@ -214,3 +247,26 @@ def test_import_cdrop_imports_neither_cdrop_torch_nor_torch(tmp_path):
         " 'cdrop.torch'))))",
         tmp_path, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_docstring_examples_of_cdrop_torch():
+    import doctest
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    assert doctest.testmod(ct, optionflags=flags).failed == 0
+    assert all("Examples" in getattr(ct, name).__doc__ for name in ct.__all__)
+
+
+def test_readme_and_docs_torch_examples_run():
+    """The ```python torch blocks of README.md and docs/torch.md (test_docs.py runs the plain
+    ```python ones, which must not need torch)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    blocks = []
+    for page in (root / "README.md", root / "docs" / "torch.md"):
+        blocks += re.findall(r"```python torch\n(.*?)```", page.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        exec(compile(code, "torch example", "exec"), {})

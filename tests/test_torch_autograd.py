@@ -58,8 +58,11 @@ def test_inplace_on_a_leaf_that_requires_grad_is_refused_as_by_torch():
     x = torch.randn(10, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         F.dropout(x, 0.5, inplace=True)
-    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
-        ct.dropout(x, 0.5, inplace=True)
+    state = torch.get_rng_state()
+    for offset in (0, 3):  # the eager fast path and the operators
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            ct.dropout(x, 0.5, inplace=True, offset=offset)
+    assert torch.equal(torch.get_rng_state(), state)  # nothing drawn
 
 
 def test_inplace_on_an_intermediate_backpropagates_through_the_mask():
@@ -135,5 +138,20 @@ def test_compile_with_int_seeds_offsets_and_inplace():
 
     compiled = torch.compile(f, fullgraph=True)
     x = torch.randn(33, 17)
-    for seed in (1, 2, 2**62):
+    for seed in (1, 2, 2**62, 2**63 + 5, 2**64 - 1):  # a changing int becomes a symbol
         assert torch.equal(f(x, seed), compiled(x, seed))
+
+
+@compile_warnings
+def test_compile_of_a_layer_with_an_int_seed_makes_one_graph_and_the_eager_masks():
+    torch._dynamo.reset()
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    x = torch.randn(10, 8)
+    eager, traced = ct.Dropout(0.5, seed=3), ct.Dropout(0.5, seed=3)
+    compiled = torch.compile(traced, fullgraph=True)
+    for _ in range(10):  # more calls than torch.compile's recompile limit (8)
+        assert torch.equal(compiled(x), eager(x))
+    assert traced.calls == eager.calls == 10
+    assert counters["stats"]["unique_graphs"] == 1

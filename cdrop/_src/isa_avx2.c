@@ -92,6 +92,13 @@ static inline __m128i cdrop_drop8(isa_mask m, int r)
     return (r & 1) ? _mm_srli_si128(part, 8) : part;
 }
 
+/* Bytes 16r .. 16r + 15 of the 64 drop bytes (r = 0 .. 3). */
+static inline __m128i cdrop_drop16(isa_mask m, int r)
+{
+    const __m256i half = m.drop[r >> 1];
+    return (r & 1) ? _mm256_extracti128_si256(half, 1) : _mm256_castsi256_si128(half);
+}
+
 /* float32: 8 lanes; the byte masks become lane masks by sign extension. */
 typedef __m256 isa_v_f32;
 enum { isa_width_f32 = 8 };
@@ -121,35 +128,43 @@ static inline __m256d isa_keep_mul_f64(isa_mask m, int q, __m256d x, __m256d sc)
 }
 
 /* float16: F16C's conversions, exact both ways (vcvtps2ph rounds to nearest even by its
- * immediate, whatever MXCSR says, and makes subnormals; NaN as half_scalar.h). */
-static inline __m256 isa_load_f16(const uint16_t *p)
+ * immediate, whatever MXCSR says, and makes subnormals; NaN as half_scalar.h), eight at a time
+ * through isa_keep_mul_f32. */
+enum { isa_width_f16 = 8, isa_width_bf16 = 16 };
+static inline void isa_keep_mul_f16(uint16_t *d, const uint16_t *s, isa_mask m, int q, __m256 sc)
 {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)s));
+    const __m256 y = isa_keep_mul_f32(m, q, x, sc);
+    _mm_storeu_si128((__m128i *)d, _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT));
 }
 
-static inline void isa_store_f16(uint16_t *p, __m256 x)
+/* bfloat16, 16 at a time without widening shuffles: a bfloat16 is the high half of a float32,
+ * so the even elements shifted up and the odd ones masked are two float32 vectors; both are
+ * multiplied and rounded (cdrop_bf16_round), and the two results interleave back by a shift
+ * and a blend.  NaN products (exactly the NaN inputs: the scale is finite and nonzero) become
+ * 0x7FC0 with x's sign, as ml_dtypes does; dropped elements are cleared last. */
+static inline __m256i cdrop_bf16_round(__m256 y)
 {
-    _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
-}
-
-/* bfloat16: the integer rounding of cdrop_narrow_bf16, eight lanes at a time. */
-static inline __m256 isa_load_bf16(const uint16_t *p)
-{
-    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-}
-
-static inline void isa_store_bf16(uint16_t *p, __m256 x)
-{
-    const __m256i u = _mm256_castps_si256(x);
+    const __m256i u = _mm256_castps_si256(y);
     const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), odd);
-    const __m256i nan = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u)),
-                                        _mm256_set1_epi32(0x7FC00000));
-    r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
-    r = _mm256_srli_epi32(r, 16); /* 0 .. 0xFFFF: packus (signed to unsigned) keeps it */
-    _mm_storeu_si128((__m128i *)p,
-                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+    return _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), odd);
+}
+
+static inline void isa_keep_mul_bf16(uint16_t *d, const uint16_t *s, isa_mask m, int q, __m256 sc)
+{
+    const __m256i x = _mm256_loadu_si256((const __m256i *)s);
+    const __m256i hi16 = _mm256_set1_epi32((int)0xFFFF0000u);
+    const __m256 ev = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+    const __m256 od = _mm256_castsi256_ps(_mm256_and_si256(x, hi16));
+    const __m256i re = cdrop_bf16_round(_mm256_mul_ps(ev, sc));
+    const __m256i ro = cdrop_bf16_round(_mm256_mul_ps(od, sc));
+    __m256i r = _mm256_blend_epi16(_mm256_srli_epi32(re, 16), ro, 0xAA);
+    const __m256i ax = _mm256_and_si256(x, _mm256_set1_epi16(0x7FFF));
+    const __m256i isnan = _mm256_cmpgt_epi16(ax, _mm256_set1_epi16(0x7F80));
+    const __m256i nan = _mm256_or_si256(_mm256_xor_si256(x, ax), _mm256_set1_epi16(0x7FC0));
+    r = _mm256_blendv_epi8(r, nan, isnan);
+    const __m256i drop = _mm256_cvtepi8_epi16(cdrop_drop16(m, q));
+    _mm256_storeu_si256((__m256i *)d, _mm256_andnot_si256(drop, r));
 }
 
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)

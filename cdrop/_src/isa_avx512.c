@@ -106,34 +106,43 @@ static inline __m512d isa_keep_mul_f64(isa_mask m, int q, __m512d x, __m512d sc)
 }
 
 /* float16: AVX-512F's vcvtph2ps and vcvtps2ph, exact both ways (rounding to nearest even by
- * the immediate; subnormal results are made; NaN as half_scalar.h).  bfloat16: the integer
- * rounding of cdrop_narrow_bf16, not AVX512-BF16's vcvtneps2bf16, which flushes subnormals. */
-static inline __m512 isa_load_f16(const uint16_t *p)
+ * the immediate; subnormal results are made; NaN as half_scalar.h), 16 at a time through
+ * isa_keep_mul_f32.  bfloat16: the integer rounding of cdrop_narrow_bf16, not AVX512-BF16's
+ * vcvtneps2bf16, which flushes subnormals. */
+enum { isa_width_f16 = 16, isa_width_bf16 = 32 };
+static inline void isa_keep_mul_f16(uint16_t *d, const uint16_t *s, isa_mask m, int q, __m512 sc)
 {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)s));
+    const __m512 y = isa_keep_mul_f32(m, q, x, sc);
+    _mm256_storeu_si256((__m256i *)d, _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT));
 }
 
-static inline void isa_store_f16(uint16_t *p, __m512 x)
+/* bfloat16, 32 at a time as in isa_avx2.c (even and odd elements as two float32 vectors, no
+ * widening shuffles), the mask applied last to the 16-bit results (AVX-512BW). */
+static inline __m512i cdrop_bf16_round(__m512 y)
 {
-    _mm256_storeu_si256((__m256i *)p, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
-}
-
-static inline __m512 isa_load_bf16(const uint16_t *p)
-{
-    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-}
-
-static inline void isa_store_bf16(uint16_t *p, __m512 x)
-{
-    const __m512i u = _mm512_castps_si512(x);
+    const __m512i u = _mm512_castps_si512(y);
     const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd);
-    const __m512i nan = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)),
-                                        _mm512_set1_epi32(0x7FC00000));
-    const __mmask16 isnan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    const __m512i b = _mm512_srli_epi32(_mm512_mask_blend_epi32(isnan, r, nan), 16);
-    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(b));
+    return _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd);
+}
+
+static inline void isa_keep_mul_bf16(uint16_t *d, const uint16_t *s, isa_mask m, int q, __m512 sc)
+{
+    const __m512i x = _mm512_loadu_si512((const void *)s);
+    const __m512i hi16 = _mm512_set1_epi32((int)0xFFFF0000u);
+    const __m512 ev = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+    const __m512 od = _mm512_castsi512_ps(_mm512_and_si512(x, hi16));
+    const __m512i re = cdrop_bf16_round(_mm512_mul_ps(ev, sc));
+    const __m512i ro = cdrop_bf16_round(_mm512_mul_ps(od, sc));
+    /* (ro & 0xFFFF0000) | (re >> 16): the odd results in the high halves, the even in the low */
+    __m512i r = _mm512_ternarylogic_epi32(hi16, ro, _mm512_srli_epi32(re, 16), 0xEA);
+    const __mmask32 isnan = _mm512_cmpgt_epu16_mask(_mm512_and_si512(x, _mm512_set1_epi16(0x7FFF)),
+                                                    _mm512_set1_epi16(0x7F80));
+    /* (x & 0x8000) | 0x7FC0: x's sign, the canonical quiet NaN */
+    const __m512i nan = _mm512_ternarylogic_epi32(x, _mm512_set1_epi16((short)0x8000),
+                                                  _mm512_set1_epi16(0x7FC0), 0xEA);
+    r = _mm512_mask_mov_epi16(r, isnan, nan);
+    _mm512_storeu_si512((void *)d, _mm512_maskz_mov_epi16((__mmask32)(m >> (32 * q)), r));
 }
 
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)

@@ -72,12 +72,18 @@ static inline double isa_keep_mul_f64(isa_mask m, int q, double x, double sc)
     return cdrop_select_f64(x, sc, m[q]);
 }
 
-/* float16 and bfloat16: one element at a time, through the integer conversions of
- * half_scalar.h. */
-static inline float isa_load_f16(const uint16_t *p) { return cdrop_widen_f16(*p); }
-static inline void isa_store_f16(uint16_t *p, float x) { *p = cdrop_narrow_f16(x); }
-static inline float isa_load_bf16(const uint16_t *p) { return cdrop_widen_bf16(*p); }
-static inline void isa_store_bf16(uint16_t *p, float x) { *p = cdrop_narrow_bf16(x); }
+/* float16 and bfloat16: one element at a time, through the branch-free conversions of
+ * half_scalar.h, which the compiler vectorises. */
+enum { isa_width_f16 = 1, isa_width_bf16 = 1 };
+static inline void isa_keep_mul_f16(uint16_t *d, const uint16_t *s, isa_mask m, int q, float sc)
+{
+    *d = cdrop_narrow_f16(cdrop_select_f32(cdrop_widen_f16(*s), sc, m[q]));
+}
+
+static inline void isa_keep_mul_bf16(uint16_t *d, const uint16_t *s, isa_mask m, int q, float sc)
+{
+    *d = cdrop_narrow_bf16(cdrop_select_f32(cdrop_widen_bf16(*s), sc, m[q]));
+}
 
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m) { memcpy(dst, m, CDROP_GROUP); }
 
