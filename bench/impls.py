@@ -219,14 +219,17 @@ def cdrop_module_fwd_bwd(n, dtype, p, threads):
 
 
 def torch_floor_fwd_bwd(n, dtype, p, threads):
-    """The floor of an out-of-place forward plus backward: two torch.mul(t, c), each writing a
-    new tensor (no autograd, no random numbers).  From about 1M elements on, a new tensor's
-    pages are fresh from the kernel (torch's CPU allocator caches nothing), and filling them
-    costs more than the arithmetic."""
+    """The floor of an out-of-place forward plus backward: two np.copy into new arrays (read n
+    elements, write n new ones, twice; no autograd, no random numbers), over integer views of
+    the tensors' memory, since NumPy has no bfloat16.  From about 1M elements on, a new array's
+    pages are fresh from the kernel, and filling them costs more than any arithmetic; NumPy's
+    allocation gets huge pages where torch's CPU allocator does not, so this floor is lower
+    than two torch.mul into new tensors."""
     torch = _torch()
     x, grad = _training_tensors(torch, n, dtype, threads)
-    x = x.detach()
-    return lambda: (torch.mul(x, 2.0), torch.mul(grad, 2.0))[1]
+    as_int = {2: torch.int16, 4: torch.int32, 8: torch.int64}[x.element_size()]
+    a, g = x.detach().view(as_int).numpy(), grad.view(as_int).numpy()
+    return lambda: (np.copy(a), np.copy(g))[1]
 
 
 def torch_functional_call(n, dtype, p, threads):
@@ -253,7 +256,7 @@ def cdrop_functional_call(n, dtype, p, threads):
 TORCH_FWD_BWD = {
     "torch nn.Dropout fwd+bwd": torch_module_fwd_bwd,
     "cdrop.torch.Dropout fwd+bwd": cdrop_module_fwd_bwd,
-    "floor 2 x torch.mul, new tensors": torch_floor_fwd_bwd,
+    "floor 2 x np.copy, new arrays": torch_floor_fwd_bwd,
 }
 TORCH_CALL = {
     "torch F.dropout call": torch_functional_call,
