@@ -58,6 +58,24 @@ def cdrop_backward(x, p, threads):
     return lambda: layer.backward(grad)
 
 
+def half_array(size, dtype):
+    """A standard-normal array of `size` elements in `dtype`: "float32", "float16", or
+    "bfloat16" (ml_dtypes', the benchmark's only use of that package)."""
+    src = np.random.default_rng(0).standard_normal(size).astype(np.float32)
+    if dtype == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise Unavailable(f"ml_dtypes is not installed ({exc})") from None
+        return src.astype(ml_dtypes.bfloat16)
+    return src.astype(dtype)
+
+
+# Half precision (issue 10): cdrop in place on 1 thread, float16 and bfloat16 beside float32 of
+# the same element count.  The target reads time per element: a half call moves half the bytes.
+HALF_DTYPES = ("float32", "float16", "bfloat16")
+
+
 # --- NumPy ----------------------------------------------------------------------------------
 
 

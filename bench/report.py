@@ -68,12 +68,15 @@ import numpy as np
 import cdrop
 from cdrop._bench import interleaved_samples, positive_int
 from impls import (
+    HALF_DTYPES,
     IMPLEMENTATIONS,
     TORCH_CALL,
     TORCH_DTYPES,
     TORCH_FWD_BWD,
     Unavailable,
+    cdrop_inplace,
     floor_openmp,
+    half_array,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -97,6 +100,9 @@ TORCH_SCHEDULE = {16_384: (41, 1), 1_048_576: (21, 1), 16_777_216: (9, 1)}
 TORCH_QUICK_SCHEDULE = {16_384: (21, 1)}
 TORCH_CHECK_SCHEDULE = {16_777_216: (7, 1)}
 TORCH_CALL_SCHEDULE = (61, 128)  # the 1,000-element call
+# Half precision: cdrop in place on 1 thread, float16 and bfloat16 beside float32
+HALF_SCHEDULE = {4_194_304: (21, 1), 16_777_216: (11, 1)}
+HALF_CHECK_SCHEDULE = {4_194_304: (11, 1), 16_777_216: (7, 1)}
 
 FLOOR = "floor np.multiply(out=x)"
 FLOOR_NEW = "floor np.multiply(x, c)"
@@ -250,6 +256,63 @@ def torch_targets(results):
             "median_s"]
         rows.append((desc, f"{c / t:.2f}x ({c * 1e6:.2f} us vs {t * 1e6:.2f} us)",
                      "PASS" if c <= t else "MISS"))
+    return rows
+
+
+def measure_half(schedule, p):
+    """cdrop in place on 1 thread: float16 and bfloat16 beside float32 of the same size.
+
+    Returns ({n: {dtype: stats}}, {dtype: why skipped}).  Each size is one interleaved run;
+    every timing restores the array first (untimed) and follows an untimed call (prime)."""
+    results, skipped = {}, {}
+    for n, (rounds, _) in schedule.items():
+        funcs, setups, names = [], [], []
+        for dtype in HALF_DTYPES:
+            try:
+                src = half_array(n, dtype)
+            except Unavailable as exc:
+                skipped[f"cdrop in place {dtype}"] = str(exc)
+                continue
+            x = src.copy()
+            funcs.append(cdrop_inplace(x, p, 1))
+            setups.append(partial(np.copyto, x, src))
+            names.append(dtype)
+        samples = interleaved_samples(funcs, rounds, setups=setups, warmup=1, prime=True)
+        results[n] = {name: {"median_s": statistics.median(ts), "min_s": min(ts)}
+                      for name, ts in zip(names, samples)}
+    return results, skipped
+
+
+def half_table(results):
+    """Markdown lines of the half-precision comparison."""
+    lines = ["## Half precision: float16 and bfloat16 against float32", "",
+             "cdrop in place, 1 thread, the same element count in each dtype.  A half call "
+             "moves half the bytes of a float32 call: the target is at most 0.6x float32's "
+             "time (1.2x its time per byte).", "",
+             "| elements | float32 | float16 | bfloat16 | float16 / float32 "
+             "| bfloat16 / float32 |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for n, block in results.items():
+        t = {d: block[d]["median_s"] if d in block else None for d in HALF_DTYPES}
+        cells = [fmt_time(v) if v else "" for v in t.values()]
+        ratios = [f"{t[d] / t['float32']:.2f}x" if t[d] and t["float32"] else ""
+                  for d in HALF_DTYPES[1:]]
+        lines.append(f"| {n:,} | " + " | ".join(cells + ratios) + " |")
+    return lines + [""]
+
+
+def half_targets(results):
+    """The issue's half-precision target: in place at 4M and 16M, <= 0.6x float32's time."""
+    rows = []
+    for n, block in results.items():
+        for dtype in HALF_DTYPES[1:]:
+            desc = (f"cdrop in place, {n:,} {dtype}, 1 thread: <= 0.6x the float32 call's "
+                    "time (1.2x per byte)")
+            if dtype not in block or "float32" not in block:
+                rows.append((desc, "not measured", "n/a"))
+                continue
+            r = block[dtype]["median_s"] / block["float32"]["median_s"]
+            rows.append((desc, f"{r:.2f}x", "PASS" if r <= 0.6 else "MISS"))
     return rows
 
 
@@ -729,8 +792,22 @@ def main(argv=None):
         print(f"[PyTorch comparison: {time.perf_counter() - t0:.1f} s]", file=sys.stderr,
               flush=True)
 
-    target_rows = targets(results, threads_list) + (torch_targets(torch_results)
-                                                      if torch_results else [])
+    half_results = {}
+    if dtype == np.float32 and not args.quick:  # 4M and 16M: not a --quick size
+        t0 = time.perf_counter()
+        half_schedule = HALF_CHECK_SCHEDULE if args.check else HALF_SCHEDULE
+        if args.rounds is not None:
+            half_schedule = {n: (args.rounds, b) for n, (_, b) in half_schedule.items()}
+        half_results, skip = measure_half(half_schedule, args.p)
+        skipped.update(skip)
+        md = half_table(half_results)
+        lines += md
+        print("\n".join(md), flush=True)
+        print(f"[half precision: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+
+    target_rows = (targets(results, threads_list)
+                   + (torch_targets(torch_results) if torch_results else [])
+                   + half_targets(half_results))
     target_lines = ["## Targets", ""]
     if dtype != np.float32 or args.p != 0.5:
         target_lines += [("(The targets are defined for float32, p = 0.5; this run is "
@@ -769,7 +846,7 @@ def main(argv=None):
         }
         written = write_report(out_dir, meta, lines, target_lines, target_rows, results,
                                schedule, args.rounds, list(sizes), threads_list, list(names),
-                               torch_results)
+                               torch_results, half_results)
         print("\n".join(target_lines))
         print(f"Wrote {written} in {elapsed:.0f} s.")
     if contended:
@@ -779,7 +856,7 @@ def main(argv=None):
 
 
 def write_report(out_dir, meta, lines, target_lines, target_rows, results, schedule, rounds,
-                 sizes, threads_list, names, torch_results=None):
+                 sizes, threads_list, names, torch_results=None, half_results=None):
     """Write report.md, report.json and throughput.png into `out_dir`; say what was written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = header(meta) + ["## Results", ""] + lines + target_lines
@@ -795,6 +872,10 @@ def write_report(out_dir, meta, lines, target_lines, target_rows, results, sched
                   for name, stats in block.items()]
     (out_dir / "report.json").write_text(json.dumps(
         {"meta": meta, "results": json_results, "torch_training": json_torch,
+         "half_precision": [{"size": n, "threads": 1, "impl": "cdrop in place", "dtype": d,
+                             "p": meta["p"], **stats}
+                            for n, block in (half_results or {}).items()
+                            for d, stats in block.items()],
          "targets": [{"target": d, "measured": v, "status": s} for d, v, s in target_rows]},
         indent=1) + "\n")
     try:

@@ -8,7 +8,8 @@ One benchmark group per (dtype, size, threads); inside a group, every implementa
 bench/impls.py at p = 0.1 and 0.5, the floors included.  With torch installed, also
 cdrop.torch.Dropout against torch.nn.Dropout in a training step's form (forward, then
 backward), float32 and bfloat16, at 16Ki, 1M and 16M elements ("large"), and one 1,000-element
-call of cdrop.torch.dropout against torch's F.dropout.  Implementations whose library is not
+call of cdrop.torch.dropout against torch's F.dropout.  Half precision: cdrop in place on float16
+and bfloat16 (ml_dtypes) beside float32, 1 thread.  Implementations whose library is not
 installed (torch) are skipped with the reason.  In-place implementations get a fresh copy of the
 same data before every round (`benchmark.pedantic` with a `setup`), so no round measures an
 array that earlier rounds turned into zeros or infinities; the copy is outside the timed call.
@@ -19,7 +20,17 @@ import numpy as np
 import pytest
 from conftest import ALL_CORES
 
-from impls import IMPLEMENTATIONS, IN_PLACE, TORCH_CALL, TORCH_DTYPES, TORCH_FWD_BWD, Unavailable
+from impls import (
+    HALF_DTYPES,
+    IMPLEMENTATIONS,
+    IN_PLACE,
+    TORCH_CALL,
+    TORCH_DTYPES,
+    TORCH_FWD_BWD,
+    Unavailable,
+    cdrop_inplace,
+    half_array,
+)
 
 SIZES = [
     1_000,
@@ -59,6 +70,24 @@ def test_dropout(benchmark, impl, dtype, size, p, threads):
     else:
         result = benchmark(run)
         assert result is None or result.shape in (x.shape, ((size + 7) // 8,))
+
+
+@pytest.mark.parametrize("size", [262_144, *SIZES[3:]], ids=lambda n: f"n={n}")
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_half_precision_in_place(benchmark, dtype, size):
+    """cdrop in place on 1 thread, float16 and bfloat16 beside float32 (issue 10's target: a
+    half call at most 0.6x the float32 call's time, that is 1.2x its time per byte)."""
+    try:
+        src = half_array(size, dtype)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    x = src.copy()
+    benchmark.group = f"half precision in place n={size} threads=1"
+    benchmark.name = f"cdrop in place {dtype} p=0.5"
+    benchmark.extra_info.update(impl="cdrop in place", dtype=dtype, size=size, p=0.5, threads=1,
+                                bytes_moved=2 * x.nbytes)
+    benchmark.pedantic(cdrop_inplace(x, 0.5, 1), setup=lambda: np.copyto(x, src),
+                       rounds=_rounds(size), iterations=1, warmup_rounds=1)
 
 
 TORCH_SIZES = [16_384, 1_048_576, pytest.param(16_777_216, marks=pytest.mark.large)]
