@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cdrop
+from helpers import run_python
 
 try:
     import ml_dtypes
@@ -50,6 +51,22 @@ def test_real_bfloat16_still_accepted_next_to_a_lookalike():
     y = cdrop.dropout(x, 0.5, seed=1)
     assert y.dtype == x.dtype
     assert set(np.unique(y.view(np.uint16)).tolist()) <= {0, 0x4000}  # 0.0 and 2.0
+
+
+@needs_ml_dtypes
+def test_bfloat16_works_when_ml_dtypes_is_imported_after_cdrop(tmp_path):
+    # cdrop looks ml_dtypes up at each call, not once at import
+    run_python("""
+        import sys
+        import numpy as np
+        import cdrop
+        assert "ml_dtypes" not in sys.modules
+        import ml_dtypes
+        x = np.full(64, 3.0, ml_dtypes.bfloat16)
+        y = cdrop.dropout(x, 0.5, seed=1)
+        want = cdrop.dropout(np.full(64, 3.0, np.float32), 0.5, seed=1).astype(x.dtype)
+        assert y.dtype == x.dtype and (y.view(np.uint16) == want.view(np.uint16)).all()
+    """, tmp_path, check=True)
 
 
 @needs_ml_dtypes
