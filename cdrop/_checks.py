@@ -16,6 +16,7 @@ call that raises leaves its arrays, the package seed stream and any Generator un
 import numbers
 import operator
 import reprlib
+import sys
 
 import numpy as np
 
@@ -199,12 +200,21 @@ def is_torch_tensor(x):
     return any(c.__name__ == "Tensor" and c.__module__ == "torch" for c in type(x).__mro__)
 
 
+def _is_ml_bfloat16(dtype):
+    """True for ml_dtypes.bfloat16 in either byte order, without importing ml_dtypes (an
+    optional dependency: `import cdrop` never imports it).  An array of that dtype exists only
+    once ml_dtypes is imported (the import registers the dtype), so its type is looked up in
+    sys.modules.  Names prove nothing: NumPy names the dtype of any 2-byte numpy.void subclass
+    called ``bfloat`` "bfloat16", structured or not, whatever module it claims to come from."""
+    if dtype.kind != "V" or dtype.itemsize != 2:
+        return False
+    ml_dtypes = sys.modules.get("ml_dtypes")
+    return ml_dtypes is not None and dtype.type is getattr(ml_dtypes, "bfloat16", None)
+
+
 def is_bfloat16(dtype):
-    """True for ml_dtypes.bfloat16 (native order), recognised without importing ml_dtypes,
-    which is an optional dependency: `import cdrop` never imports it."""
-    return (dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16"
-            and dtype.isnative
-            and getattr(dtype.type, "__module__", "").startswith("ml_dtypes"))
+    """True for ml_dtypes.bfloat16 in native byte order (see :func:`_is_ml_bfloat16`)."""
+    return dtype.isnative and _is_ml_bfloat16(dtype)
 
 
 def check_dtype(dtype, name, converted_from=None):
@@ -215,9 +225,11 @@ def check_dtype(dtype, name, converted_from=None):
     """
     if dtype in IEEE_DTYPES or is_bfloat16(dtype):
         return
-    if dtype.kind == "f" and dtype.newbyteorder("=") in IEEE_DTYPES:
+    if (dtype.kind == "f" and dtype.newbyteorder("=") in IEEE_DTYPES
+            or _is_ml_bfloat16(dtype)):  # a byte-swapped bfloat16 (its .str is just '>V2')
+        what = dtype.str if dtype.kind == "f" else f"{dtype.name} {dtype.str}"
         raise TypeError(
-            f"{name} has non-native byte order ({dtype.str}); convert it with "
+            f"{name} has non-native byte order ({what}); convert it with "
             f"{name}.astype({dtype.newbyteorder('=').name!r}) first"
         )
     if converted_from is not None and dtype.kind not in "biufc":
