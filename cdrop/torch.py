@@ -21,6 +21,7 @@ Design:
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Union
 
@@ -43,6 +44,8 @@ _is_compiling = torch.compiler.is_compiling
 _grad_enabled = torch.is_grad_enabled
 _dispatch_modes = torch._C._len_torch_dispatch_stack
 _function_modes = torch._C._is_torch_function_mode_enabled
+_tracing = torch._C._get_tracing_state  # torch.jit.trace: None when not tracing
+_inference_mode = torch.is_inference_mode_enabled
 _increment_version = torch.autograd.graph.increment_version
 _ZERO = 0
 
@@ -72,7 +75,10 @@ def _empty_like(t):
         return torch.empty_like(t)
     if t.dtype is torch.bfloat16:
         return torch.from_numpy(np.empty(tuple(t.shape), np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(np.empty(tuple(t.shape), t.numpy().dtype))
+    return torch.from_numpy(np.empty(tuple(t.shape), _NUMPY[t.dtype]))
+
+
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 
 
 def _fill(src, dst, key, offset, p):
@@ -83,6 +89,13 @@ def _fill(src, dst, key, offset, p):
     if p == 0.0:
         if dst is not src:
             dst.detach().copy_(src.detach())
+        return
+    if src.is_neg():
+        # a view with torch's negative bit (z.conj().imag): its memory holds -value, which
+        # NumPy cannot see through; dropout of the values, written back through the view
+        values = src.detach().resolve_neg()
+        _fill(values, values, key, offset, p)
+        dst.detach().copy_(values)
         return
     n = src.numel()
     # torch's intra-op thread count (set_num_threads) is the default; small calls use one
@@ -256,6 +269,29 @@ def _refuse_leaf():
                        "operation.")  # torch's own message for F.dropout(leaf, inplace=True)
 
 
+def _refuse_inference():
+    # torch's own message: NumPy would write an inference tensor that torch keeps read-only
+    # outside inference mode
+    raise RuntimeError("input: Inplace update to inference tensor outside InferenceMode is not "
+                       "allowed. You can make a clone to get a normal tensor before doing "
+                       "inplace update.")
+
+
+def _check_inplace(input, p):
+    """What in-place dropout of `input` refuses (its dtype, device and `p` checked), before a
+    key is drawn or a layer's call number taken."""
+    # (not under torch.compile, where Dynamo cannot trace the check)
+    if not _is_compiling() and torch._debug_has_internal_overlap(input) == 1:
+        # an expanded tensor: several elements are one memory location (torch refuses it too)
+        raise ValueError("input has overlapping elements (a zero stride); clone() it first")
+    if p == 0.0:
+        return  # input is returned as it is, as torch does
+    if input.requires_grad and _grad_enabled() and input.is_leaf:
+        _refuse_leaf()
+    if not _is_compiling() and input.is_inference() and not _inference_mode():
+        _refuse_inference()  # (not under torch.compile: Dynamo cannot trace is_inference)
+
+
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
             seed: Seed = None, offset: int = 0) -> Tensor:
     """Inverted dropout of a CPU tensor: zero each element with probability `p`, scale the
@@ -317,10 +353,14 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
             and type(input) is Tensor and input.is_cpu and input.dtype in _FLOATS
             and (seed is None or type(seed) is int and 0 <= seed < U64)
             and (inplace is False or inplace is True and input.is_contiguous())
-            and not _is_compiling() and not _dispatch_modes() and not _function_modes()):
+            and not _is_compiling() and not _dispatch_modes() and not _function_modes()
+            and _tracing() is None):
         grad = input.requires_grad and _grad_enabled()
-        if grad and inplace and input.is_leaf:
-            _refuse_leaf()  # before the draw: a call that raises draws nothing
+        if inplace:  # before the draw: a call that raises draws nothing
+            if grad and input.is_leaf:
+                _refuse_leaf()
+            if input.is_inference() and not _inference_mode():
+                _refuse_inference()
         key = seed if seed is not None else _eager_key()
         if grad:
             out = _EagerDropout.apply(input, key, 0, p)
@@ -339,16 +379,14 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     training = as_flag(training, "training")
     inplace = as_flag(inplace, "inplace")
     seed = _check_seed(seed)
-    offset = check_offset(offset, input.numel())
-    # (not under torch.compile, where Dynamo cannot trace the check)
-    if (inplace and training and not _is_compiling()
-            and torch._debug_has_internal_overlap(input) == 1):
-        # an expanded tensor: several elements are one memory location (torch refuses it too)
-        raise ValueError("input has overlapping elements (a zero stride); clone() it first")
+    n = input.numel()
+    if isinstance(n, Tensor):  # torch.jit.trace makes numel() a tensor
+        n = int(n)
+    offset = check_offset(offset, n)
+    if inplace and training:
+        _check_inplace(input, p)
     if not training or p == 0.0:
         return input  # what torch.nn.functional.dropout returns there
-    if inplace and input.requires_grad and _grad_enabled() and input.is_leaf:
-        _refuse_leaf()
     if seed is None or isinstance(seed, torch.Generator):
         key = _draw(seed)  # last: nothing can fail any more
     else:
@@ -360,12 +398,36 @@ def _run_op(input, key, offset, p, inplace):
     """Dropout through the operators, with the key as a tensor and the offset as an int64."""
     if not inplace:
         return _dropout_op(input, key, offset, p)
-    if input.requires_grad and _grad_enabled():
+    if input.requires_grad and _grad_enabled() or not _is_compiling() and input.is_neg():
         # autograd through the out-of-place operator; copy_ bumps the version counter and
-        # refuses a leaf that requires grad, as torch's in-place dropout does
+        # refuses a leaf that requires grad, as torch's in-place dropout does.  (torch's
+        # fallback for the negative bit cannot run a mutating custom operator: copy_ can.)
         return input.copy_(_dropout_op(input, key, offset, p))
     _dropout_inplace_op(input, key, offset, p)
     return input
+
+
+# Taken around reading and advancing a layer's call count, so that Python threads sharing a
+# Dropout(seed=int) take distinct call numbers (as threads sharing a cdrop.Dropout do).  One lock
+# for all layers: the section is a few hundred nanoseconds, and a module holds no lock that
+# pickle, deepcopy or torch.save would have to skip.
+_calls_lock = threading.Lock()
+
+
+def _new_lock_after_fork():
+    global _calls_lock
+    _calls_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
+def _new_count():
+    # a normal tensor even when made in inference mode: an inference tensor could not be
+    # updated outside it, and the layer would fail on its first training call there
+    with torch.inference_mode(False):
+        return torch.zeros((), dtype=torch.int64)
 
 
 class Dropout(nn.Module):
@@ -409,7 +471,7 @@ class Dropout(nn.Module):
         # Training-mode calls with an int seed, the position in its stream: a 0-d tensor (not
         # a buffer), because torch.compile recompiles a graph for every value of an int
         # attribute, and carries a tensor's in-place update.
-        self._calls = torch.zeros((), dtype=torch.int64)
+        self._calls = _new_count()
 
     @property
     def calls(self) -> int:
@@ -430,8 +492,19 @@ class Dropout(nn.Module):
                 key = _derived_key_op(seed >> 32, seed & 0xFFFFFFFF, self._calls)
                 self._calls.add_(1)
                 return _run_op(input, key, 0, self.p, self.inplace)
-            seed = _kernels.derive(seed, int(self._calls))  # as cdrop.Dropout's call `calls`
-            self._calls.add_(1)
+            # what dropout would refuse, refused before a call number is taken (a call that
+            # raises takes none, as in cdrop.Dropout)
+            _check_input(input)
+            p, inplace = check_p(self.p), as_flag(self.inplace, "inplace")
+            if inplace:
+                _check_inplace(input, p)
+            with _calls_lock:
+                calls = self._calls
+                if calls.is_inference() and not _inference_mode():
+                    calls = self._calls = calls.clone()  # e.g. torch.load in inference mode
+                n = int(calls)
+                calls.add_(1)
+            seed = _kernels.derive(seed, n)  # as cdrop.Dropout's call `n`
         return dropout(input, self.p, self.training, self.inplace, seed=seed)
 
 
@@ -468,10 +541,12 @@ def replace_dropout(module: nn.Module) -> nn.Module:
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
 
+    new = {}  # id of a torch module -> its replacement: a module held twice stays one module
+
     def convert(m):
-        new = Dropout(m.p, m.inplace)
-        new.train(m.training)
-        return new
+        if id(m) not in new:
+            new[id(m)] = Dropout(m.p, m.inplace).train(m.training)
+        return new[id(m)]
 
     if type(module) is nn.Dropout:
         return convert(module)
