@@ -27,6 +27,7 @@ from typing import Union
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as _fwad
 from torch import Tensor, nn
 
 from . import _kernels
@@ -58,9 +59,18 @@ def _signed(v):
 def _view(t):
     """A NumPy array over tensor `t`'s memory (no copy), and whether it holds bfloat16."""
     t = t.detach()
-    if t.dtype is torch.bfloat16:
-        return t.view(torch.int16).numpy(), True
-    return t.numpy(), False
+    try:
+        if t.dtype is torch.bfloat16:
+            return t.view(torch.int16).numpy(), True
+        return t.numpy(), False
+    except RuntimeError:
+        if _functorch_wrapped(t):  # vmap, jvp: a wrapper with no memory of its own
+            raise TypeError("input is a tensor of a torch.func transform (vmap, grad, jvp); "
+                            "cdrop.torch does not support torch.func transforms") from None
+        raise
+
+
+_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 _BIG = 1 << 22  # NumPy asks for transparent huge pages from 4 MiB (its madvise threshold)
@@ -354,7 +364,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
             and (seed is None or type(seed) is int and 0 <= seed < U64)
             and (inplace is False or inplace is True and input.is_contiguous())
             and not _is_compiling() and not _dispatch_modes() and not _function_modes()
-            and _tracing() is None):
+            and _tracing() is None and _fwad._current_level < 0):
         grad = input.requires_grad and _grad_enabled()
         if inplace:  # before the draw: a call that raises draws nothing
             if grad and input.is_leaf:
@@ -387,6 +397,16 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         _check_inplace(input, p)
     if not training or p == 0.0:
         return input  # what torch.nn.functional.dropout returns there
+    if _fwad._current_level >= 0 and not _is_compiling():
+        primal, tangent = _fwad.unpack_dual(input)
+        if tangent is not None:
+            # forward-mode AD (the custom operators have no forward formula, and would drop
+            # the tangent): the tangent goes through the same mask and scale as the primal
+            if seed is None or isinstance(seed, torch.Generator):
+                seed = int(_draw_key(seed)) % U64  # last: nothing can fail any more
+            out = _fwad.make_dual(dropout(primal, p, seed=seed, offset=offset),
+                                  dropout(tangent, p, seed=seed, offset=offset))
+            return input.copy_(out) if inplace else out
     if seed is None or isinstance(seed, torch.Generator):
         key = _draw(seed)  # last: nothing can fail any more
     else:

@@ -167,3 +167,53 @@ def test_replace_dropout_keeps_one_module_referenced_twice_as_one():
     assert type(net[0]) is ct.Dropout
     assert net[0] is net[1][0] and net[1][1] is not net[0]
     assert len([m for m in net.modules() if isinstance(m, ct.Dropout)]) == 2
+
+
+# --- forward-mode AD and torch.func ------------------------------------------------------------
+# torch's make_dual loads its decompositions through torch.jit.script the first time
+jit_script_warning = pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
+
+
+@jit_script_warning
+@pytest.mark.parametrize("seed", [7, "generator", None])
+def test_forward_mode_ad_carries_the_tangent_through_the_mask(seed):
+    import torch.autograd.forward_ad as fwAD
+
+    x = torch.randn(300, dtype=torch.float64)
+    tangent = torch.randn(300, dtype=torch.float64)
+    make = (lambda: torch.Generator().manual_seed(3)) if seed == "generator" else (lambda: seed)
+    torch.manual_seed(0)
+    with fwAD.dual_level():
+        out = ct.dropout(fwAD.make_dual(x, tangent), 0.4, seed=make(), offset=5)
+        primal, jvp = fwAD.unpack_dual(out)
+    torch.manual_seed(0)
+    expected = ct.dropout(x, 0.4, seed=make(), offset=5)
+    assert torch.equal(primal, expected)
+    assert jvp is not None  # the operators dropped it: a silently zero derivative
+    keep = expected != 0
+    assert torch.equal(jvp, torch.where(keep, tangent / 0.6, torch.zeros(())))
+
+
+@jit_script_warning
+def test_forward_mode_ad_in_place_and_gradcheck():
+    import torch.autograd.forward_ad as fwAD
+
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(torch.ones(100), torch.full((100,), 3.0))
+        assert ct.dropout(dual, 0.5, inplace=True, seed=2) is dual
+        primal, jvp = fwAD.unpack_dual(dual)
+    mask = numpy_dropout(torch.ones(100), 0.5, 2)
+    assert torch.equal(primal, mask) and torch.equal(jvp, 3 * mask)
+    x = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ct.dropout(t.t(), 0.3, seed=1), (x.view(4, 5),),
+                                    check_forward_ad=True)
+
+
+@pytest.mark.parametrize("seed", [None, 1])
+def test_vmap_is_a_clear_error(seed):
+    import torch.func
+
+    with pytest.raises((TypeError, RuntimeError), match="torch.func|randomness"):
+        torch.func.vmap(lambda t: ct.dropout(t, 0.5, seed=seed))(torch.ones(3, 4))
+    with pytest.raises(TypeError, match="torch.func"):
+        torch.func.vmap(lambda t: ct.dropout(t, 0.5, seed=1), randomness="same")(torch.ones(3, 4))
