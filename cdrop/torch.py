@@ -520,10 +520,13 @@ class Dropout(nn.Module):
                 _check_inplace(input, p)
             with _calls_lock:
                 calls = self._calls
-                if calls.is_inference() and not _inference_mode():
-                    calls = self._calls = calls.clone()  # e.g. torch.load in inference mode
                 n = int(calls)
-                calls.add_(1)
+                try:
+                    calls.add_(1)
+                except RuntimeError:
+                    # an inference tensor outside inference mode (the layer was loaded or
+                    # copied in it), which torch refuses after writing: a normal tensor
+                    self._calls = torch.tensor(n + 1)
             seed = _kernels.derive(seed, n)  # as cdrop.Dropout's call `n`
         return dropout(input, self.p, self.training, self.inplace, seed=seed)
 

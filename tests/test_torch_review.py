@@ -1,6 +1,7 @@
 """cdrop.torch as an outside user breaks it: torch.jit.trace, views with torch's negative bit,
 inference tensors, Dropout(seed=int) shared by threads or given bad input, a module made in
 inference mode, and replace_dropout on a shared module."""
+import copy
 import sys
 import threading
 
@@ -113,6 +114,19 @@ def test_module_made_in_inference_mode_trains_outside_it():
     for got in (first, second):
         assert torch.equal(got, torch.from_numpy(reference(np.ones(64, np.float32))))
     assert layer.calls == 2
+
+
+def test_module_copied_in_inference_mode_counts_its_calls_outside_it():
+    layer = ct.Dropout(0.5, seed=7)
+    layer(torch.ones(4))
+    with torch.inference_mode():
+        copied = copy.deepcopy(layer)
+    reference = cdrop.Dropout(0.5, seed=7)
+    reference(np.ones(4, np.float32))
+    for _ in range(3):
+        assert torch.equal(copied(torch.ones(64)),
+                           torch.from_numpy(reference(np.ones(64, np.float32))))
+    assert copied.calls == 4
 
 
 # --- Dropout(seed=int): a call that raises takes no call number; threads take distinct ones ---
