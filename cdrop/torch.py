@@ -534,7 +534,8 @@ class Dropout(nn.Module):
 def replace_dropout(module: nn.Module) -> nn.Module:
     """Replace every ``torch.nn.Dropout`` inside `module` by a :class:`Dropout` of cdrop.
 
-    Each replacement keeps `p`, `inplace` and the training mode of the module it replaces.
+    Each replacement keeps `p`, `inplace` and the training mode of the module it replaces; a
+    module held in two places (shared layers) is replaced by one cdrop module.
     Only modules whose type is exactly ``torch.nn.Dropout`` are replaced (a subclass may
     change its behaviour); ``torch.nn.functional.dropout`` calls inside other modules (e.g.
     ``nn.MultiheadAttention``'s) are not reached.

@@ -231,3 +231,13 @@ def test_vmap_is_a_clear_error(seed):
         torch.func.vmap(lambda t: ct.dropout(t, 0.5, seed=seed))(torch.ones(3, 4))
     with pytest.raises(TypeError, match="torch.func"):
         torch.func.vmap(lambda t: ct.dropout(t, 0.5, seed=1), randomness="same")(torch.ones(3, 4))
+
+
+@jit_script_warning
+def test_torch_func_jvp_is_the_masked_tangent():
+    import torch.func
+
+    x, tangent = torch.randn(200), torch.randn(200)
+    primal, jvp = torch.func.jvp(lambda t: ct.dropout(t, 0.25, seed=6), (x,), (tangent,))
+    assert torch.equal(primal, ct.dropout(x, 0.25, seed=6))
+    assert torch.equal(jvp, ct.dropout(tangent, 0.25, seed=6))
