@@ -49,6 +49,10 @@ _tracing = torch._C._get_tracing_state  # torch.jit.trace: None when not tracing
 _inference_mode = torch.is_inference_mode_enabled
 _increment_version = torch.autograd.graph.increment_version
 _ZERO = 0
+# Every tensor cdrop.torch makes (keys, counts) is on the CPU, named: a default-device context
+# (``with torch.device("meta")``, used to initialise models) would otherwise move a key, and the
+# operator would run the meta kernel, leaving a CPU result unwritten.
+_CPU = torch.device("cpu")
 
 
 def _signed(v):
@@ -186,7 +190,7 @@ def _check_seed(seed, name="seed"):
 
 def _draw_key(generator=None):
     """A 64-bit key (0-d int64 tensor) from a torch generator (None: the default one)."""
-    return torch.empty((), dtype=torch.int64).random_(-_TOP, None, generator=generator)
+    return torch.empty((), dtype=torch.int64, device=_CPU).random_(-_TOP, None, generator=generator)
 
 
 # The draw of seed=None as an operator of its own, so that torch.compile calls it as it is and
@@ -202,12 +206,12 @@ def _draw_op(unique: Tensor) -> Tensor:
 
 @_draw_op.register_fake
 def _(unique):
-    return torch.empty((), dtype=torch.int64)
+    return torch.empty((), dtype=torch.int64, device=_CPU)
 
 
 def _draw(generator):
     if generator is None:
-        return _draw_op(torch.empty(0)) if _is_compiling() else _draw_key()
+        return _draw_op(torch.empty(0, device=_CPU)) if _is_compiling() else _draw_key()
     return _draw_key(generator)
 
 
@@ -216,29 +220,29 @@ def _draw(generator):
 # The halves are computed by the graph's Python wrapper, which calls this operator.
 @torch.library.custom_op("cdrop::int_key", mutates_args=())
 def _int_key_op(high: int, low: int) -> Tensor:
-    return torch.tensor(_signed(high << 32 | low), dtype=torch.int64)
+    return torch.tensor(_signed(high << 32 | low), dtype=torch.int64, device=_CPU)
 
 
 @_int_key_op.register_fake
 def _(high, low):
-    return torch.empty((), dtype=torch.int64)
+    return torch.empty((), dtype=torch.int64, device=_CPU)
 
 
 @torch.library.custom_op("cdrop::derived_key", mutates_args=())
 def _derived_key_op(high: int, low: int, calls: Tensor) -> Tensor:
     key = _kernels.derive(high << 32 | low, int(calls) % U64)
-    return torch.tensor(_signed(key), dtype=torch.int64)
+    return torch.tensor(_signed(key), dtype=torch.int64, device=_CPU)
 
 
 @_derived_key_op.register_fake
 def _(high, low, calls):
-    return torch.empty((), dtype=torch.int64)
+    return torch.empty((), dtype=torch.int64, device=_CPU)
 
 
 def _int_key(seed):
     if _is_compiling():
         return _int_key_op(seed >> 32, seed & 0xFFFFFFFF)
-    return torch.tensor(_signed(seed), dtype=torch.int64)
+    return torch.tensor(_signed(seed), dtype=torch.int64, device=_CPU)
 
 
 _local = threading.local()
@@ -253,7 +257,7 @@ def _eager_key():
         # a normal tensor even when the first call runs in inference mode: an inference tensor
         # could not be written outside it
         with torch.inference_mode(False):
-            scratch = _local.key = torch.empty((), dtype=torch.int64)
+            scratch = _local.key = torch.empty((), dtype=torch.int64, device=_CPU)
     return int(scratch.random_(-_TOP, None)) % U64
 
 
@@ -447,7 +451,7 @@ def _new_count():
     # a normal tensor even when made in inference mode: an inference tensor could not be
     # updated outside it, and the layer would fail on its first training call there
     with torch.inference_mode(False):
-        return torch.zeros((), dtype=torch.int64)
+        return torch.zeros((), dtype=torch.int64, device=_CPU)
 
 
 class Dropout(nn.Module):
@@ -526,7 +530,7 @@ class Dropout(nn.Module):
                 except RuntimeError:
                     # an inference tensor outside inference mode (the layer was loaded or
                     # copied in it), which torch refuses after writing: a normal tensor
-                    self._calls = torch.tensor(n + 1)
+                    self._calls = torch.tensor(n + 1, device=_CPU)
             seed = _kernels.derive(seed, n)  # as cdrop.Dropout's call `n`
         return dropout(input, self.p, self.training, self.inplace, seed=seed)
 

@@ -241,3 +241,32 @@ def test_torch_func_jvp_is_the_masked_tangent():
     primal, jvp = torch.func.jvp(lambda t: ct.dropout(t, 0.25, seed=6), (x,), (tangent,))
     assert torch.equal(primal, ct.dropout(x, 0.25, seed=6))
     assert torch.equal(jvp, ct.dropout(tangent, 0.25, seed=6))
+
+
+# --- a default-device context (torch.device("meta") for model initialisation) ----------------
+@pytest.mark.parametrize("seed", [None, 9, "generator", "layer"])
+def test_default_device_context_does_not_move_the_key(seed):
+    # The key tensors followed the context's device: on "meta", the operator ran its meta
+    # kernel and returned uninitialised memory for a CPU input.
+    x = torch.ones(1000)
+    if seed == "layer":
+        expected = ct.Dropout(0.5, seed=4)(x)
+        with torch.device("meta"):
+            layer = ct.Dropout(0.5, seed=4)
+            got = layer(x)
+    else:
+        make = (lambda: torch.Generator().manual_seed(1)) if seed == "generator" else (lambda: seed)
+        torch.manual_seed(0)
+        expected = ct.dropout(x, 0.5, seed=make())
+        with torch.device("meta"):
+            torch.manual_seed(0)
+            got = ct.dropout(x, 0.5, seed=make())
+    assert got.device.type == "cpu" and set(expected.tolist()) == {0.0, 2.0}
+    assert torch.equal(got, expected)
+
+
+def test_layer_made_on_meta_device_then_to_empty_trains():
+    with torch.device("meta"):
+        net = torch.nn.Sequential(torch.nn.Linear(4, 4), ct.Dropout(0.5, seed=3))
+    net.to_empty(device="cpu")
+    assert net(torch.ones(2, 4)).shape == (2, 4) and net[1].calls == 1
