@@ -48,6 +48,7 @@ _function_modes = torch._C._is_torch_function_mode_enabled
 _tracing = torch._C._get_tracing_state  # torch.jit.trace: None when not tracing
 _inference_mode = torch.is_inference_mode_enabled
 _increment_version = torch.autograd.graph.increment_version
+_graph_task = torch._C._current_graph_task_id  # -1 outside a backward pass
 _ZERO = 0
 # Every tensor cdrop.torch makes (keys, counts) is on the CPU, named: a default-device context
 # (``with torch.device("meta")``, used to initialise models) would otherwise move a key, and the
@@ -516,6 +517,15 @@ class Dropout(nn.Module):
                 key = _derived_key_op(seed >> 32, seed & 0xFFFFFFFF, self._calls)
                 self._calls.add_(1)
                 return _run_op(input, key, 0, self.p, self.inplace)
+            if _graph_task() != -1:
+                # A forward run during a backward pass: torch.utils.checkpoint recomputing it.
+                # The recomputation would take the next call number, whose mask differs from
+                # the forward's, and give wrong gradients silently.
+                raise RuntimeError(
+                    "Dropout(seed=int) cannot be recomputed by torch.utils.checkpoint (the "
+                    "recomputation would use another mask); use seed=None, whose draws from "
+                    "torch's generator checkpoint replays"
+                )
             # what dropout would refuse, refused before a call number is taken (a call that
             # raises takes none, as in cdrop.Dropout)
             _check_input(input)

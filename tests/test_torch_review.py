@@ -270,3 +270,38 @@ def test_layer_made_on_meta_device_then_to_empty_trains():
         net = torch.nn.Sequential(torch.nn.Linear(4, 4), ct.Dropout(0.5, seed=3))
     net.to_empty(device="cpu")
     assert net(torch.ones(2, 4)).shape == (2, 4) and net[1].calls == 1
+
+
+# --- torch.utils.checkpoint ---------------------------------------------------------------------
+def checkpointed_gradients(seed, use_reentrant):
+    from torch.utils.checkpoint import checkpoint
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(50, 50)
+    x = torch.randn(4, 50, requires_grad=True)
+    grads = []
+    for wrap in (False, True):
+        layer = ct.Dropout(0.5, seed=seed)
+
+        def f(t, layer=layer):
+            return layer(linear(t)).pow(2)
+
+        torch.manual_seed(1)
+        y = checkpoint(f, x, use_reentrant=use_reentrant) if wrap else f(x)
+        y.sum().backward()
+        grads.append(x.grad)
+        x.grad = None
+    return grads
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_checkpoint_recomputes_the_same_mask_with_seed_none(use_reentrant):
+    plain, checkpointed = checkpointed_gradients(None, use_reentrant)
+    assert torch.equal(plain, checkpointed)
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_checkpoint_of_a_seeded_layer_is_an_error_not_a_wrong_gradient(use_reentrant):
+    # The recomputation took the next call number: another mask, a wrong gradient, no error.
+    with pytest.raises(RuntimeError, match="checkpoint"):
+        checkpointed_gradients(7, use_reentrant)
