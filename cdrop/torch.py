@@ -468,7 +468,9 @@ class Dropout(nn.Module):
         None (the default): every call draws its key from torch's default generator
         (``torch.manual_seed`` makes runs reproducible).  A ``torch.Generator``: drawn from
         instead.  An int: call k (counting training-mode calls) uses the same mask as call k
-        of ``cdrop.Dropout(seed=seed)``.
+        of ``cdrop.Dropout(seed=seed)``; a call that raises takes no call number, threads
+        sharing the layer take distinct ones, and ``torch.utils.checkpoint`` cannot recompute
+        such a layer (a RuntimeError: use None there).
 
     Notes
     -----
