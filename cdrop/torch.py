@@ -21,11 +21,13 @@ Design:
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Union
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as _fwad
 from torch import Tensor, nn
 
 from . import _kernels
@@ -43,8 +45,15 @@ _is_compiling = torch.compiler.is_compiling
 _grad_enabled = torch.is_grad_enabled
 _dispatch_modes = torch._C._len_torch_dispatch_stack
 _function_modes = torch._C._is_torch_function_mode_enabled
+_tracing = torch._C._get_tracing_state  # torch.jit.trace: None when not tracing
+_inference_mode = torch.is_inference_mode_enabled
 _increment_version = torch.autograd.graph.increment_version
+_graph_task = torch._C._current_graph_task_id  # -1 outside a backward pass
 _ZERO = 0
+# Every tensor cdrop.torch makes (keys, counts) is on the CPU, named: a default-device context
+# (``with torch.device("meta")``, used to initialise models) would otherwise move a key, and the
+# operator would run the meta kernel, leaving a CPU result unwritten.
+_CPU = torch.device("cpu")
 
 
 def _signed(v):
@@ -55,9 +64,18 @@ def _signed(v):
 def _view(t):
     """A NumPy array over tensor `t`'s memory (no copy), and whether it holds bfloat16."""
     t = t.detach()
-    if t.dtype is torch.bfloat16:
-        return t.view(torch.int16).numpy(), True
-    return t.numpy(), False
+    try:
+        if t.dtype is torch.bfloat16:
+            return t.view(torch.int16).numpy(), True
+        return t.numpy(), False
+    except RuntimeError:
+        if _functorch_wrapped(t):  # vmap, jvp: a wrapper with no memory of its own
+            raise TypeError("input is a tensor of a torch.func transform (vmap, grad, jvp); "
+                            "cdrop.torch does not support torch.func transforms") from None
+        raise
+
+
+_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 _BIG = 1 << 22  # NumPy asks for transparent huge pages from 4 MiB (its madvise threshold)
@@ -72,7 +90,10 @@ def _empty_like(t):
         return torch.empty_like(t)
     if t.dtype is torch.bfloat16:
         return torch.from_numpy(np.empty(tuple(t.shape), np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(np.empty(tuple(t.shape), t.numpy().dtype))
+    return torch.from_numpy(np.empty(tuple(t.shape), _NUMPY[t.dtype]))
+
+
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 
 
 def _fill(src, dst, key, offset, p):
@@ -83,6 +104,13 @@ def _fill(src, dst, key, offset, p):
     if p == 0.0:
         if dst is not src:
             dst.detach().copy_(src.detach())
+        return
+    if src.is_neg():
+        # a view with torch's negative bit (z.conj().imag): its memory holds -value, which
+        # NumPy cannot see through; dropout of the values, written back through the view
+        values = src.detach().resolve_neg()
+        _fill(values, values, key, offset, p)
+        dst.detach().copy_(values)
         return
     n = src.numel()
     # torch's intra-op thread count (set_num_threads) is the default; small calls use one
@@ -163,7 +191,7 @@ def _check_seed(seed, name="seed"):
 
 def _draw_key(generator=None):
     """A 64-bit key (0-d int64 tensor) from a torch generator (None: the default one)."""
-    return torch.empty((), dtype=torch.int64).random_(-_TOP, None, generator=generator)
+    return torch.empty((), dtype=torch.int64, device=_CPU).random_(-_TOP, None, generator=generator)
 
 
 # The draw of seed=None as an operator of its own, so that torch.compile calls it as it is and
@@ -179,12 +207,12 @@ def _draw_op(unique: Tensor) -> Tensor:
 
 @_draw_op.register_fake
 def _(unique):
-    return torch.empty((), dtype=torch.int64)
+    return torch.empty((), dtype=torch.int64, device=_CPU)
 
 
 def _draw(generator):
     if generator is None:
-        return _draw_op(torch.empty(0)) if _is_compiling() else _draw_key()
+        return _draw_op(torch.empty(0, device=_CPU)) if _is_compiling() else _draw_key()
     return _draw_key(generator)
 
 
@@ -193,29 +221,29 @@ def _draw(generator):
 # The halves are computed by the graph's Python wrapper, which calls this operator.
 @torch.library.custom_op("cdrop::int_key", mutates_args=())
 def _int_key_op(high: int, low: int) -> Tensor:
-    return torch.tensor(_signed(high << 32 | low), dtype=torch.int64)
+    return torch.tensor(_signed(high << 32 | low), dtype=torch.int64, device=_CPU)
 
 
 @_int_key_op.register_fake
 def _(high, low):
-    return torch.empty((), dtype=torch.int64)
+    return torch.empty((), dtype=torch.int64, device=_CPU)
 
 
 @torch.library.custom_op("cdrop::derived_key", mutates_args=())
 def _derived_key_op(high: int, low: int, calls: Tensor) -> Tensor:
     key = _kernels.derive(high << 32 | low, int(calls) % U64)
-    return torch.tensor(_signed(key), dtype=torch.int64)
+    return torch.tensor(_signed(key), dtype=torch.int64, device=_CPU)
 
 
 @_derived_key_op.register_fake
 def _(high, low, calls):
-    return torch.empty((), dtype=torch.int64)
+    return torch.empty((), dtype=torch.int64, device=_CPU)
 
 
 def _int_key(seed):
     if _is_compiling():
         return _int_key_op(seed >> 32, seed & 0xFFFFFFFF)
-    return torch.tensor(_signed(seed), dtype=torch.int64)
+    return torch.tensor(_signed(seed), dtype=torch.int64, device=_CPU)
 
 
 _local = threading.local()
@@ -230,7 +258,7 @@ def _eager_key():
         # a normal tensor even when the first call runs in inference mode: an inference tensor
         # could not be written outside it
         with torch.inference_mode(False):
-            scratch = _local.key = torch.empty((), dtype=torch.int64)
+            scratch = _local.key = torch.empty((), dtype=torch.int64, device=_CPU)
     return int(scratch.random_(-_TOP, None)) % U64
 
 
@@ -254,6 +282,29 @@ class _EagerDropout(torch.autograd.Function):
 def _refuse_leaf():
     raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                        "operation.")  # torch's own message for F.dropout(leaf, inplace=True)
+
+
+def _refuse_inference():
+    # torch's own message: NumPy would write an inference tensor that torch keeps read-only
+    # outside inference mode
+    raise RuntimeError("input: Inplace update to inference tensor outside InferenceMode is not "
+                       "allowed. You can make a clone to get a normal tensor before doing "
+                       "inplace update.")
+
+
+def _check_inplace(input, p):
+    """What in-place dropout of `input` refuses (its dtype, device and `p` checked), before a
+    key is drawn or a layer's call number taken."""
+    # (not under torch.compile, where Dynamo cannot trace the check)
+    if not _is_compiling() and torch._debug_has_internal_overlap(input) == 1:
+        # an expanded tensor: several elements are one memory location (torch refuses it too)
+        raise ValueError("input has overlapping elements (a zero stride); clone() it first")
+    if p == 0.0:
+        return  # input is returned as it is, as torch does
+    if input.requires_grad and _grad_enabled() and input.is_leaf:
+        _refuse_leaf()
+    if not _is_compiling() and input.is_inference() and not _inference_mode():
+        _refuse_inference()  # (not under torch.compile: Dynamo cannot trace is_inference)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
@@ -317,10 +368,14 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
             and type(input) is Tensor and input.is_cpu and input.dtype in _FLOATS
             and (seed is None or type(seed) is int and 0 <= seed < U64)
             and (inplace is False or inplace is True and input.is_contiguous())
-            and not _is_compiling() and not _dispatch_modes() and not _function_modes()):
+            and not _is_compiling() and not _dispatch_modes() and not _function_modes()
+            and _tracing() is None and _fwad._current_level < 0):
         grad = input.requires_grad and _grad_enabled()
-        if grad and inplace and input.is_leaf:
-            _refuse_leaf()  # before the draw: a call that raises draws nothing
+        if inplace:  # before the draw: a call that raises draws nothing
+            if grad and input.is_leaf:
+                _refuse_leaf()
+            if input.is_inference() and not _inference_mode():
+                _refuse_inference()
         key = seed if seed is not None else _eager_key()
         if grad:
             out = _EagerDropout.apply(input, key, 0, p)
@@ -339,16 +394,24 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     training = as_flag(training, "training")
     inplace = as_flag(inplace, "inplace")
     seed = _check_seed(seed)
-    offset = check_offset(offset, input.numel())
-    # (not under torch.compile, where Dynamo cannot trace the check)
-    if (inplace and training and not _is_compiling()
-            and torch._debug_has_internal_overlap(input) == 1):
-        # an expanded tensor: several elements are one memory location (torch refuses it too)
-        raise ValueError("input has overlapping elements (a zero stride); clone() it first")
+    n = input.numel()
+    if isinstance(n, Tensor):  # torch.jit.trace makes numel() a tensor
+        n = int(n)
+    offset = check_offset(offset, n)
+    if inplace and training:
+        _check_inplace(input, p)
     if not training or p == 0.0:
         return input  # what torch.nn.functional.dropout returns there
-    if inplace and input.requires_grad and _grad_enabled() and input.is_leaf:
-        _refuse_leaf()
+    if _fwad._current_level >= 0 and not _is_compiling():
+        primal, tangent = _fwad.unpack_dual(input)
+        if tangent is not None:
+            # forward-mode AD (the custom operators have no forward formula, and would drop
+            # the tangent): the tangent goes through the same mask and scale as the primal
+            if seed is None or isinstance(seed, torch.Generator):
+                seed = int(_draw_key(seed)) % U64  # last: nothing can fail any more
+            out = _fwad.make_dual(dropout(primal, p, seed=seed, offset=offset),
+                                  dropout(tangent, p, seed=seed, offset=offset))
+            return input.copy_(out) if inplace else out
     if seed is None or isinstance(seed, torch.Generator):
         key = _draw(seed)  # last: nothing can fail any more
     else:
@@ -360,12 +423,36 @@ def _run_op(input, key, offset, p, inplace):
     """Dropout through the operators, with the key as a tensor and the offset as an int64."""
     if not inplace:
         return _dropout_op(input, key, offset, p)
-    if input.requires_grad and _grad_enabled():
+    if input.requires_grad and _grad_enabled() or not _is_compiling() and input.is_neg():
         # autograd through the out-of-place operator; copy_ bumps the version counter and
-        # refuses a leaf that requires grad, as torch's in-place dropout does
+        # refuses a leaf that requires grad, as torch's in-place dropout does.  (torch's
+        # fallback for the negative bit cannot run a mutating custom operator: copy_ can.)
         return input.copy_(_dropout_op(input, key, offset, p))
     _dropout_inplace_op(input, key, offset, p)
     return input
+
+
+# Taken around reading and advancing a layer's call count, so that Python threads sharing a
+# Dropout(seed=int) take distinct call numbers (as threads sharing a cdrop.Dropout do).  One lock
+# for all layers: the section is a few hundred nanoseconds, and a module holds no lock that
+# pickle, deepcopy or torch.save would have to skip.
+_calls_lock = threading.Lock()
+
+
+def _new_lock_after_fork():
+    global _calls_lock
+    _calls_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
+def _new_count():
+    # a normal tensor even when made in inference mode: an inference tensor could not be
+    # updated outside it, and the layer would fail on its first training call there
+    with torch.inference_mode(False):
+        return torch.zeros((), dtype=torch.int64, device=_CPU)
 
 
 class Dropout(nn.Module):
@@ -381,7 +468,9 @@ class Dropout(nn.Module):
         None (the default): every call draws its key from torch's default generator
         (``torch.manual_seed`` makes runs reproducible).  A ``torch.Generator``: drawn from
         instead.  An int: call k (counting training-mode calls) uses the same mask as call k
-        of ``cdrop.Dropout(seed=seed)``.
+        of ``cdrop.Dropout(seed=seed)``; a call that raises takes no call number, threads
+        sharing the layer take distinct ones, and ``torch.utils.checkpoint`` cannot recompute
+        such a layer (a RuntimeError: use None there).
 
     Notes
     -----
@@ -409,7 +498,7 @@ class Dropout(nn.Module):
         # Training-mode calls with an int seed, the position in its stream: a 0-d tensor (not
         # a buffer), because torch.compile recompiles a graph for every value of an int
         # attribute, and carries a tensor's in-place update.
-        self._calls = torch.zeros((), dtype=torch.int64)
+        self._calls = _new_count()
 
     @property
     def calls(self) -> int:
@@ -430,15 +519,39 @@ class Dropout(nn.Module):
                 key = _derived_key_op(seed >> 32, seed & 0xFFFFFFFF, self._calls)
                 self._calls.add_(1)
                 return _run_op(input, key, 0, self.p, self.inplace)
-            seed = _kernels.derive(seed, int(self._calls))  # as cdrop.Dropout's call `calls`
-            self._calls.add_(1)
+            if _graph_task() != -1:
+                # A forward run during a backward pass: torch.utils.checkpoint recomputing it.
+                # The recomputation would take the next call number, whose mask differs from
+                # the forward's, and give wrong gradients silently.
+                raise RuntimeError(
+                    "Dropout(seed=int) cannot be recomputed by torch.utils.checkpoint (the "
+                    "recomputation would use another mask); use seed=None, whose draws from "
+                    "torch's generator checkpoint replays"
+                )
+            # what dropout would refuse, refused before a call number is taken (a call that
+            # raises takes none, as in cdrop.Dropout)
+            _check_input(input)
+            p, inplace = check_p(self.p), as_flag(self.inplace, "inplace")
+            if inplace:
+                _check_inplace(input, p)
+            with _calls_lock:
+                calls = self._calls
+                n = int(calls)
+                try:
+                    calls.add_(1)
+                except RuntimeError:
+                    # an inference tensor outside inference mode (the layer was loaded or
+                    # copied in it), which torch refuses after writing: a normal tensor
+                    self._calls = torch.tensor(n + 1, device=_CPU)
+            seed = _kernels.derive(seed, n)  # as cdrop.Dropout's call `n`
         return dropout(input, self.p, self.training, self.inplace, seed=seed)
 
 
 def replace_dropout(module: nn.Module) -> nn.Module:
     """Replace every ``torch.nn.Dropout`` inside `module` by a :class:`Dropout` of cdrop.
 
-    Each replacement keeps `p`, `inplace` and the training mode of the module it replaces.
+    Each replacement keeps `p`, `inplace` and the training mode of the module it replaces; a
+    module held in two places (shared layers) is replaced by one cdrop module.
     Only modules whose type is exactly ``torch.nn.Dropout`` are replaced (a subclass may
     change its behaviour); ``torch.nn.functional.dropout`` calls inside other modules (e.g.
     ``nn.MultiheadAttention``'s) are not reached.
@@ -468,10 +581,12 @@ def replace_dropout(module: nn.Module) -> nn.Module:
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
 
+    new = {}  # id of a torch module -> its replacement: a module held twice stays one module
+
     def convert(m):
-        new = Dropout(m.p, m.inplace)
-        new.train(m.training)
-        return new
+        if id(m) not in new:
+            new[id(m)] = Dropout(m.p, m.inplace).train(m.training)
+        return new[id(m)]
 
     if type(module) is nn.Dropout:
         return convert(module)
