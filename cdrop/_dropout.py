@@ -102,7 +102,7 @@ def dropout(
     (`seed`, `p`, each element's C-order index + `offset`), so the result does not depend on the
     thread count, on the memory layout, or on how an array is cut into chunks.
 
-    Equivalent NumPy (up to the random numbers)::
+    Equivalent NumPy for float32 and float64 (up to the random numbers; half precision: Returns)::
 
         keep = rng.random(x.shape) >= p
         y = np.where(keep, x * x.dtype.type(1 / (1 - p)), 0)

@@ -472,6 +472,14 @@ class Dropout(nn.Module):
         sharing the layer take distinct ones, and ``torch.utils.checkpoint`` cannot recompute
         such a layer (a RuntimeError: use None there).
 
+    Raises
+    ------
+    TypeError
+        `p` not a real number, `inplace` not a bool, or `seed` of another type.
+    ValueError
+        `p` outside [0, 1], or `seed` outside [0, 2**64).  A call checks its input as
+        :func:`dropout` does (float32, float64, float16 or bfloat16 on the CPU).
+
     Notes
     -----
     Like ``torch.nn.Dropout`` it is in training mode after construction, follows

@@ -236,10 +236,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "examples",
-                    help="folder for numpy_mlp.png (default build/examples)")
-    ap.add_argument("--seed", type=int, default=0)
+                    help="folder for numpy_mlp.png (default: build/examples in the repository)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the data split, weights, batches and masks (default 0)")
     ap.add_argument("--threads", type=int, default=1,
-                    help="cdrop's threads (default 1; see the comment in main)")
+                    help="cdrop's threads (default 1: see this script's docstring)")
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("argument --steps: must be >= 1")

@@ -108,8 +108,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "examples",
-                    help="folder for torch_mlp.png (default build/examples)")
-    ap.add_argument("--seed", type=int, default=0)
+                    help="folder for torch_mlp.png (default: build/examples in the repository)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the data split, weights, batches and masks (default 0)")
     ap.add_argument("--hidden", type=int, default=512, help="hidden width (default 512)")
     ap.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
     ap.add_argument("--threads", type=int, default=None,

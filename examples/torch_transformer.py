@@ -247,13 +247,16 @@ def parser():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=150, help="training steps (default 150)")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "examples",
-                    help="folder for torch_transformer.png (default build/examples)")
-    ap.add_argument("--context", type=int, default=256, help="T, characters per sequence")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--layers", type=int, default=2)
+                    help="folder for torch_transformer.png"
+                         " (default: build/examples in the repository)")
+    ap.add_argument("--context", type=int, default=256,
+                    help="T, characters per sequence (default 256)")
+    ap.add_argument("--batch", type=int, default=8, help="sequences per batch (default 8)")
+    ap.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
     ap.add_argument("--p", type=float, default=0.1, help="dropout probability (default 0.1)")
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the weights, batches and masks (default 0)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's default)")
     ap.add_argument("--no-rss", action="store_true",
