@@ -26,12 +26,19 @@ import threading
 from typing import Union
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as _exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "cdrop.torch needs PyTorch: install it with the torch extra (pip install \".[torch]\" "
+        f"from a source checkout) or pip install torch. Original error: {_exc}"
+    ) from _exc
 import torch.autograd.forward_ad as _fwad
 from torch import Tensor, nn
 
 from . import _kernels
-from ._checks import U64, as_flag, check_offset, check_p, check_seed
+from ._checks import U64, as_flag, as_int, check_offset, check_p
 from ._threads import MIN_PARALLEL
 
 __all__ = ["Dropout", "dropout", "replace_dropout"]
@@ -70,8 +77,8 @@ def _view(t):
         return t.numpy(), False
     except RuntimeError:
         if _functorch_wrapped(t):  # vmap, jvp: a wrapper with no memory of its own
-            raise TypeError("input is a tensor of a torch.func transform (vmap, grad, jvp); "
-                            "cdrop.torch does not support torch.func transforms") from None
+            raise TypeError("input is a tensor of a torch.func transform (vmap); cdrop.torch "
+                            "supports torch.func.jvp only (docs/torch.md)") from None
         raise
 
 
@@ -183,10 +190,15 @@ def _check_seed(seed, name="seed"):
             raise ValueError(f"{name} is a generator on device {str(seed.device)!r}; "
                              "cdrop needs a CPU generator")
         return seed
+    if seed is None or type(seed) is int and 0 <= seed < U64:
+        return seed
+    what = "an int in [0, 2**64), a torch.Generator or None"
     if isinstance(seed, np.random.Generator):
-        raise TypeError(f"{name} must be an int, a torch.Generator or None, "
-                        "not a numpy.random.Generator")
-    return check_seed(seed, name)
+        raise TypeError(f"{name} must be {what}, not a numpy.random.Generator")
+    seed = as_int(seed, name, what)  # (cdrop.dropout's check would name numpy Generators)
+    if not 0 <= seed < U64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {seed}")
+    return seed
 
 
 def _draw_key(generator=None):

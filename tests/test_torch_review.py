@@ -2,6 +2,7 @@
 inference tensors, Dropout(seed=int) shared by threads or given bad input, a module made in
 inference mode, and replace_dropout on a shared module."""
 import copy
+import subprocess
 import sys
 import threading
 
@@ -305,3 +306,24 @@ def test_checkpoint_of_a_seeded_layer_is_an_error_not_a_wrong_gradient(use_reent
     # The recomputation took the next call number: another mask, a wrong gradient, no error.
     with pytest.raises(RuntimeError, match="checkpoint"):
         checkpointed_gradients(7, use_reentrant)
+
+
+@pytest.mark.parametrize("bad", ["a", 1.5, b"1"])
+def test_seed_type_error_names_what_cdrop_torch_accepts(bad):
+    # cdrop.torch takes torch Generators, not numpy ones: the message must say so
+    msg = r"seed must be an int in \[0, 2\*\*64\), a torch\.Generator or None, got"
+    with pytest.raises(TypeError, match=msg) as info:
+        ct.dropout(torch.ones(3), 0.5, seed=bad)
+    assert "numpy" not in str(info.value)
+    with pytest.raises(TypeError, match="torch.Generator"):
+        ct.Dropout(seed=bad)
+
+
+def test_import_without_torch_names_the_extra(tmp_path):
+    # a child process in which torch cannot be imported
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import cdrop.torch\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "cdrop.torch needs PyTorch" in out.stdout and ".[torch]" in out.stdout
