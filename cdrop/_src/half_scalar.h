@@ -52,11 +52,12 @@ static inline float cdrop_widen_f16(uint16_t h)
 {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t a = h & 0x7FFFu;
-    const uint32_t n = (a << 13) + ((uint32_t)(127 - 15) << 23);
-    const uint32_t big = n + ((uint32_t)(128 - 16) << 23); /* Inf, NaN: exponent 31 -> 255 */
-    const uint32_t sub = cdrop_f32_bits((float)(int32_t)a * 5.9604644775390625e-08f); /* 2^-24 */
     const int32_t sa = (int32_t)a; /* signed compares: SSE2 has no unsigned ones */
-    return cdrop_bits_f32(cdrop_sel(sa >= 0x7C00, big, cdrop_sel(sa < 0x0400, sub, n)) | sign);
+    /* Inf, NaN: exponent 31 -> 255, an addition under a mask (cheaper than a select) */
+    const uint32_t inf = (0u - (uint32_t)(sa >= 0x7C00)) & ((uint32_t)(128 - 16) << 23);
+    const uint32_t n = (a << 13) + ((uint32_t)(127 - 15) << 23) + inf;
+    const uint32_t sub = cdrop_f32_bits((float)sa * 5.9604644775390625e-08f); /* 2^-24 */
+    return cdrop_bits_f32(cdrop_sel(sa < 0x0400, sub, n) | sign);
 }
 
 /* float32 -> float16, rounding to nearest even, with overflow to Inf and subnormal results.
