@@ -73,16 +73,18 @@ static inline double isa_keep_mul_f64(isa_mask m, int q, double x, double sc)
 }
 
 /* float16 and bfloat16: one element at a time, through the branch-free conversions of
- * half_scalar.h, which the compiler vectorises. */
+ * half_scalar.h, which the compiler vectorises.  The keep flag clears the 16-bit result (the
+ * scalar select of half_scalar.inc.h, the same bits as clearing the product): a 16-bit mask
+ * is one widening of the flags where a 32-bit one is three. */
 enum { isa_width_f16 = 1, isa_width_bf16 = 1 };
 static inline void isa_keep_mul_f16(uint16_t *d, const uint16_t *s, isa_mask m, int q, float sc)
 {
-    *d = cdrop_narrow_f16(cdrop_select_f32(cdrop_widen_f16(*s), sc, m[q]));
+    *d = cdrop_select_f16(*s, sc, m[q]);
 }
 
 static inline void isa_keep_mul_bf16(uint16_t *d, const uint16_t *s, isa_mask m, int q, float sc)
 {
-    *d = cdrop_narrow_bf16(cdrop_select_f32(cdrop_widen_bf16(*s), sc, m[q]));
+    *d = cdrop_select_bf16(*s, sc, m[q]);
 }
 
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m) { memcpy(dst, m, CDROP_GROUP); }
