@@ -504,7 +504,8 @@ def gaussian_noise_ref(x, stddev, seed, offset=0):
 def dropout_add_ref(x, residual, p, seed, offset=0, bias=None):
     """The issue's equality, literally: residual + dropout(x + bias) in x's precision."""
     x = np.asarray(x)
-    t = x if bias is None else np.add(x, np.asarray(bias, x.dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = x if bias is None else np.add(x, np.asarray(bias, x.dtype))
     d = dropout_ref(t, p, seed, offset)
     with np.errstate(over="ignore", invalid="ignore"):
         return np.add(np.asarray(residual, x.dtype), d).astype(x.dtype)
