@@ -132,7 +132,7 @@ static inline void cdrop_nrm_pair(uint32_t a, uint32_t b, float *z0, float *z1)
 {
     const float r = __builtin_sqrtf(cdrop_nrm_r2(a));
     const uint32_t o = b >> 29;
-    const uint32_t t = (b & 0x1FFFFFFFu) ^ (0u - (o & 1u) & 0x1FFFFFFFu);
+    const uint32_t t = (b & 0x1FFFFFFFu) ^ ((0u - (o & 1u)) & 0x1FFFFFFFu);
     /* 2t + 1 < 2^30: one signed conversion, rounded to nearest even; pi rounded to float32
      * (0x1.921fb6p+1, 2.8e-8 relative), times 2^-32 exactly. */
     const float psi = (float)(int32_t)(2u * t + 1u) * 0x1.921fb6p-31f;
