@@ -470,7 +470,8 @@ def dropout_add(
 
     computed in x's precision: each of the three steps is rounded to x's dtype (also for
     float16 and bfloat16), and the build contracts no multiply-add into an FMA
-    (``-ffp-contract=off``), so there is no second rounding to differ by.
+    (``-ffp-contract=off``), so there is no second rounding to differ by.  (One exception:
+    where two NaNs meet in a sum, which NaN payload survives is the hardware's choice.)
 
     Parameters
     ----------

@@ -395,3 +395,17 @@ def test_subclasses_and_masked_arrays_come_back_as_their_type():
         y = fn(m)
         assert isinstance(y, np.ma.MaskedArray)
         assert (np.ma.getmask(y) == np.ma.getmask(m)).all()
+
+
+def test_zero_d_inputs():
+    x, r = np.array(1.5, np.float32), np.array(2.0, np.float32)
+    s = 3
+    assert_bits_equal(cdrop.dropout(x, 0.5, seed=s, noise_shape=()),
+                      reference.noise_dropout_ref(x, 0.5, s))
+    assert_bits_equal(cdrop.alpha_dropout(x, 0.5, seed=s), reference.alpha_ref(x, 0.5, s))
+    assert_bits_equal(cdrop.dropout_add(x, r, 0.5, seed=s, bias=np.float32(1)),
+                      reference.dropout_add_ref(x, r, 0.5, s, 0, np.float32(1)))
+    for fn in (cdrop.gaussian_dropout, cdrop.gaussian_noise):
+        y = fn(x, 0.5, seed=s)
+        assert y.shape == () and y.dtype == x.dtype
+        assert_bits_equal(y, fn(np.array([1.5], np.float32), 0.5, seed=s)[0])
