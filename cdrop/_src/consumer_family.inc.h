@@ -73,8 +73,11 @@ typedef struct {
     const CDROP_T *src, *res, *bias;
     CDROP_T *dst;
     int64_t n, j; /* the bias row's length and the bias index of the next step's element 0 */
+    int64_t adv;  /* rows no longer than a step: CDROP_GROUP % n, j's advance per step */
     CDROP_V sc;
-    CDROP_T wrap[CDROP_GROUP]; /* the bias of a step that crosses the end of a row */
+    /* rows no longer than a step: the row repeated (wrap[k] = bias[k % n]), so that every step's
+     * 64 biases are wrap[j .. j + 64); longer rows: the bias of a step that crosses a row's end */
+    CDROP_T wrap[2 * CDROP_GROUP];
 } CDROP_D(cdrop_state);
 
 static inline void CDROP_D(cdrop_begin)(CDROP_D(cdrop_state) * st, const cdrop_args *a, int64_t i0)
@@ -86,11 +89,30 @@ static inline void CDROP_D(cdrop_begin)(CDROP_D(cdrop_state) * st, const cdrop_a
     st->n = a->bias_n;
     st->j = i0 % a->bias_n;
     st->sc = CDROP_I(set1)((CDROP_T)a->scale);
+    st->adv = 0;
+    if (st->n <= CDROP_GROUP) { /* once per block: 128 copies for 16K elements */
+        int64_t j = 0;
+        for (int e = 0; e < 2 * CDROP_GROUP; e++) {
+            st->wrap[e] = st->bias[j];
+            j = j + 1 == st->n ? 0 : j + 1;
+        }
+        st->adv = CDROP_GROUP % st->n;
+    }
 }
 
-/* The bias of the step's 64 elements, contiguous: the row itself, or a copy across its end. */
+/* The bias of the step's 64 elements, contiguous: the repeated short row, the row itself, or a
+ * copy across its end.  (Copying a short row's 64 biases and wrapping j in a loop at every step
+ * made dropout_add with rows of 1, 3 and 48 elements 2.75x, 2.15x and 1.48x slower than with
+ * none, float32 4M on AVX-512.) */
 static inline const CDROP_T *CDROP_D(cdrop_bias64)(CDROP_D(cdrop_state) * st)
 {
+    if (st->n <= CDROP_GROUP) {
+        const CDROP_T *rp = st->wrap + st->j;
+        st->j += st->adv;
+        if (st->j >= st->n)
+            st->j -= st->n;
+        return rp;
+    }
     const CDROP_T *bp = st->bias + st->j;
     if (st->j + CDROP_GROUP > st->n) {
         int64_t j = st->j;
@@ -100,8 +122,8 @@ static inline const CDROP_T *CDROP_D(cdrop_bias64)(CDROP_D(cdrop_state) * st)
         }
         bp = st->wrap;
     }
-    st->j += CDROP_GROUP;
-    while (st->j >= st->n)
+    st->j += CDROP_GROUP; /* j < n and n > 64: at most one wrap */
+    if (st->j >= st->n)
         st->j -= st->n;
     return bp;
 }
