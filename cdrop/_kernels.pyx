@@ -718,7 +718,12 @@ def apply_variant(int op, src, dst, uint64_t seed, uint64_t offset, double p,
             return True
         job.key = cdrop_key(seed)
         job.g0 = offset
-        job.thr = cdrop_threshold(p) if (op != CDROP_VOP_GMUL and op != CDROP_VOP_GADD) else 0
+        # the threshold only where the stream's mask is drawn: with a keep array (or normals) p
+        # is unused and may be anything, and converting NaN or an out-of-range (1 - p) * 2**32
+        # to uint32 is undefined behaviour in C
+        job.thr = 0
+        if kv == NULL and op != CDROP_VOP_GMUL and op != CDROP_VOP_GADD:
+            job.thr = cdrop_threshold(p)
         job.c.c0 = c0
         job.c.c1 = c1
         job.c.c2 = c2

@@ -38,3 +38,22 @@ def test_fused_add_with_rows_near_a_step_long_matches_the_oracle(path, dt, D):
         ri = r.copy()  # into the residual: the final-mask kernel
         assert run("add_bias", x, ri, 11, offset, 0.3, nt, r=ri, b=b)
         np.testing.assert_array_equal(bits(ri), bits(want), err_msg=f"offset {offset} into r")
+
+
+@pytest.mark.parametrize("p", [float("nan"), 2.0, -1.0, 1e300])
+def test_a_keep_array_call_ignores_p_whatever_it_is(p):
+    # With a keep array, p is unused (contract11.md, section 1).  apply_variant still turned it
+    # into the stream's threshold, a conversion of (1 - p) * 2**32 to uint32 that is undefined
+    # behaviour in C for NaN and values out of range (-fsanitize=float-cast-overflow reports it;
+    # x86 happens to give a harmless value).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((70, 33)).astype(np.float32)
+    keep = np.broadcast_to(rng.random((70, 1)) < 0.5, x.shape)
+    r = rng.standard_normal(x.shape).astype(np.float32)
+    for op, kw in [(K.OP_DROP, {}), (K.OP_ALPHA, {}), (K.OP_ADD, {"residual": r})]:
+        want = np.empty_like(x)
+        assert K.apply_variant(op, x, want, 5, 0, 0.5, 1, keep=keep, c0=2.0, c1=0.5, c2=-1.0,
+                               **kw)
+        y = np.empty_like(x)
+        assert K.apply_variant(op, x, y, 5, 0, p, 1, keep=keep, c0=2.0, c1=0.5, c2=-1.0, **kw)
+        np.testing.assert_array_equal(bits(y), bits(want))
