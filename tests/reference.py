@@ -549,3 +549,133 @@ def normals_from_words_f64(w):
     out[0::2] = r * cos_t
     out[1::2] = r * sin_t
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 11: the dropout family, from the issue's equalities and the contract's rounding rules
+# (cdrop's /work/briefs/contract11.md, section 1; docs/rng.md, "Half precision").  Each oracle
+# returns a new C-ordered array of x's shape and dtype.  Half precision (float16 and
+# ml_dtypes.bfloat16) computes in float32 and rounds once (RNE, by astype), except
+# dropout_add_ref, which rounds after each step because it is defined as a composition.
+# --------------------------------------------------------------------------------------------
+__all__ += [  # noqa: PLE0605 - extended, not rebuilt, so that the sections merge cleanly
+    "ALPHA_P",
+    "noise_dropout_ref",
+    "drop_path_ref",
+    "alpha_ref",
+    "gaussian_dropout_ref",
+    "gaussian_noise_ref",
+    "dropout_add_ref",
+    "full_noise_shape",
+]
+
+ALPHA_P = -1.7580993408473766  # the issue's (PyTorch's) alpha_p
+
+
+def _is_half(dtype):
+    return dtype == np.float16 or dtype.name == "bfloat16"
+
+
+def _work(dtype):
+    """The working type: float64 for float64, float32 for everything else."""
+    return np.float64 if dtype == np.float64 else np.float32
+
+
+def full_noise_shape(noise_shape, shape):
+    """Keras: None entries of `noise_shape` are x's size on that axis."""
+    return tuple(n if d is None else int(d) for d, n in zip(noise_shape, shape))
+
+
+def _select_scale(x, keep, c0):
+    """keep ? x * c0 : +0.0, c0 (binary64) rounded once to the working type."""
+    x = np.array(x, order="C", copy=True)
+    wt = _work(x.dtype)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        kept = x.astype(wt) * wt(c0)
+        y = np.where(keep, kept, wt(0)).astype(x.dtype)
+    return y
+
+
+def noise_dropout_ref(x, p, seed, offset=0, noise_shape=None):
+    """The issue's oracle for cdrop.dropout(x, p, seed=seed, offset=offset,
+    noise_shape=noise_shape): the mask at noise-shape size, broadcast; p == 0 copies x,
+    p == 1 gives zeros."""
+    x = np.asarray(x)
+    ns = x.shape if noise_shape is None else full_noise_shape(noise_shape, x.shape)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    if p == 1.0:
+        return np.zeros(x.shape, x.dtype)
+    keep = np.broadcast_to(keep_mask(ns, p, seed, offset), x.shape)
+    return _select_scale(x, keep, np.float64(1.0) / np.float64(1.0 - p))
+
+
+def drop_path_ref(x, p, seed, offset=0, scale_by_keep=True):
+    """timm's drop_path with the mask dropout_mask((N, 1, ..., 1), p, seed, offset)."""
+    x = np.asarray(x)
+    ns = (x.shape[0],) + (1,) * (x.ndim - 1)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    if p == 1.0:
+        return np.zeros(x.shape, x.dtype)
+    keep = np.broadcast_to(keep_mask(ns, p, seed, offset), x.shape)
+    return _select_scale(x, keep, 1.0 / (1.0 - p) if scale_by_keep else 1.0)
+
+
+def alpha_ref(x, p, seed, offset=0, noise_shape=None):
+    """keep ? x * a + b : a * alpha_p + b with the issue's constants (binary64, rounded once
+    to the working type; the product and the sum each rounded in it); p == 0 copies x, p == 1
+    gives zeros (PyTorch's)."""
+    x = np.asarray(x)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    if p == 1.0:
+        return np.zeros(x.shape, x.dtype)
+    ns = x.shape if noise_shape is None else full_noise_shape(noise_shape, x.shape)
+    keep = np.broadcast_to(keep_mask(ns, p, seed, offset), x.shape)
+    a = ((1 - p) * (1 + p * ALPHA_P**2)) ** -0.5
+    b = -a * ALPHA_P * p
+    wt = _work(x.dtype)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        kept = x.astype(wt) * wt(a) + wt(b)
+        y = np.where(keep, kept, wt(a * ALPHA_P + b))
+    return y.astype(x.dtype)
+
+
+def _normals(seed, offset, n):
+    fn = globals().get("normals")  # wip-normal's oracle of docs/rng.md, "Normal numbers"
+    if fn is None:
+        raise NotImplementedError("reference.normals (the normal stream) is not written yet")
+    return np.asarray(fn(seed, offset, n), dtype=np.float32)
+
+
+def gaussian_dropout_ref(x, p, seed, offset=0):
+    """x * (1 + sqrt(p/(1-p)) * z), rounded after each operation in the working type."""
+    x = np.asarray(x)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    wt = _work(x.dtype)
+    z = _normals(seed, offset, x.size).reshape(x.shape).astype(wt)
+    c0 = wt(np.sqrt(np.float64(p) / np.float64(1.0 - p)))
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return (x.astype(wt) * (wt(1) + c0 * z)).astype(x.dtype)
+
+
+def gaussian_noise_ref(x, stddev, seed, offset=0):
+    """x + stddev * z in the working type (stddev == 0 copies x)."""
+    x = np.asarray(x)
+    if stddev == 0.0:
+        return np.array(x, order="C", copy=True)
+    wt = _work(x.dtype)
+    z = _normals(seed, offset, x.size).reshape(x.shape).astype(wt)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return (x.astype(wt) + wt(stddev) * z).astype(x.dtype)
+
+
+def dropout_add_ref(x, residual, p, seed, offset=0, bias=None):
+    """The issue's equality, literally: residual + dropout(x + bias) in x's precision."""
+    x = np.asarray(x)
+    t = x if bias is None else np.add(x, np.asarray(bias, x.dtype))
+    d = dropout_ref(t, p, seed, offset)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.add(np.asarray(residual, x.dtype), d).astype(x.dtype)
