@@ -91,7 +91,11 @@ def test_family_targets_state_the_ratio_and_the_floor_they_read():
     add_2 = next(d for d in by_desc if d.startswith("dropout_add, 4,194,304") and "2 thread" in d)
     assert "np.add on 2 threads" in add_2
     torch_rows = [(d, v) for d, v in by_desc.items() if ">= 10x faster" in d]
-    assert len(torch_rows) == 6 and all(v == ("12.0x", "PASS") for _, v in torch_rows)
+    assert len(torch_rows) == 6 and all(v[0].startswith("12.0x; the floor allows ")
+                                        and v[1] == "PASS" for _, v in torch_rows)
+    # 1 thread: the NumPy floors, which cdrop takes 1.1x of, so torch's time is 13.2x theirs
+    assert by_desc["Dropout2d, 4,194,304, 1 thread(s): >= 10x faster than torch F.dropout2d "
+                   "(same threads)"][0] == "12.0x; the floor allows 13.2x"
 
 
 def test_family_targets_say_not_measured_for_missing_rows():
