@@ -13,8 +13,8 @@ writes to build/bench-report/<what differs>/ (for example build/bench-report/qui
 a quick or ad-hoc run cannot overwrite them.  --out DIR writes to DIR whatever the run (CI passes
 one; `--out bench/results` commits an ad-hoc run on purpose).  The folder is printed first.
 `--check` measures only what the speed targets need, with fewer rounds, and prints the tables
-and the target checklist without writing anything (about 20 s; with --quick, the sizes up to
-262,144 only).
+and the target checklist without writing anything (about a minute on a quiet machine, the
+dropout family's half of it; with --quick, the sizes up to 262,144 only, and no family).
 
 What it measures: every implementation of bench/impls.py (the ones bench/test_bench.py times with
 pytest-benchmark), plus cdrop's OpenMP `x *= c` ("floor OpenMP x*=c", float32 only), at
@@ -23,6 +23,10 @@ For each (size, threads) the implementations run INTERLEAVED: round r calls A, B
 each, then round r+1 does the same, so that a slow phase of the machine (another process, a
 frequency change) hits all of them alike.  The reported time is the median over the rounds.
 The timer is `cdrop._bench.interleaved_samples`, which the `cdrop` command uses too.
+With float32 and without --quick, also the dropout family of issue 11 (bench/impls.py, FAMILY:
+Dropout2d, drop_path, alpha_dropout, dropout_add, gaussian_dropout, gaussian_noise, each beside
+its floor and its PyTorch or NumPy peer) at 4M and 16M elements, one interleaved run per (size,
+threads), and the issue's targets for it.
 
   * Timing: time.perf_counter around the call.  At 1,000 and 16,384 elements a call takes about
     a microsecond, so one timing covers a batch of calls and is divided by the batch size.  At
@@ -843,8 +847,9 @@ def parser():
                     help="sizes up to 262,144 only, fewer rounds (about 15 s)")
     ap.add_argument("--check", action="store_true",
                     help="only what the speed targets need (cdrop in place, out of place and "
-                         "packed mask, the floors, and the peers at 4M), fewer rounds: print "
-                         "the tables and the target checklist, write no file (about 20 s)")
+                         "packed mask, the floors, and the peers at 4M; the dropout family "
+                         "and its torch peers at 4M), fewer rounds: print the tables and the "
+                         "target checklist, write no file (about a minute)")
     ap.add_argument("--rounds", type=positive_int, default=None,
                     help="rounds at every size (default: 61 up to 16,384, 201 at 262,144, "
                          "41 at 4M, 21 at 16M; --quick: 41/41/101; --check: 31/61/21/15)")
