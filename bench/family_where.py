@@ -9,7 +9,7 @@ element and ratios to the 4M floor.  An operation whose in-cache time per elemen
 above its target times the floor is bound by computation, not memory.  Run from the repository
 root, with the package installed:
 
-    python bench/family_where.py [--rounds 15] [--threads 1]
+    python bench/family_where.py [--rounds 15] [--threads 1] [--path avx2]
 
 Compare ratios within one run: the machine may be shared.  Writes nothing.
 """
@@ -61,7 +61,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=positive_int, default=15)
     ap.add_argument("--threads", type=positive_int, default=1)
+    ap.add_argument("--path", default="auto", choices=["auto", "portable", "avx2", "avx512"],
+                    help="the kernel path (default: the best this CPU and build have)")
     args = ap.parse_args()
+    path = K.set_path(args.path)
     # multiplications by 1 and additions of 0 (c0 = 0 for the normals; the bias is 0): the
     # arrays stay as they are over the rounds, except r, which dropout_add adds x into
     small = cases(*operands(SMALL), args.threads)
@@ -73,8 +76,9 @@ def main():
     small_ns = [m / SMALL * 1e9 for m in med[:len(names)]]
     large_ns = [m / LARGE * 1e9 for m in med[len(names):]]
     floor = large_ns[0]
-    print(f"{args.threads} thread(s), {args.rounds} rounds; ns per element; x floor = over the "
-          f"4M np.multiply floor ({floor:.3f} ns)")
+    K.set_path("auto")
+    print(f"kernel path {path}, {args.threads} thread(s), {args.rounds} rounds; ns per element; "
+          f"x floor = over the 4M np.multiply floor ({floor:.3f} ns)")
     print(f"{'operation':38s} {'16Ki':>7s} {'x floor':>8s} {'4M':>7s} {'x floor':>8s}")
     for name, s, big in zip(names, small_ns, large_ns):
         print(f"{name:38s} {s:7.3f} {s / floor:7.2f}x {big:7.3f} {big / floor:7.2f}x")
