@@ -413,6 +413,9 @@ def _split(threads, *arrays):
     return [[f[lo:hi] for f in flat] for lo, hi in zip(edges[:-1], edges[1:])]
 
 
+_POOLS = {}
+
+
 def _on_threads(threads, fn, parts):
     """fn(*part) for every part, on `threads` Python threads (NumPy's ufuncs release the GIL),
     or directly for one thread."""
@@ -420,7 +423,9 @@ def _on_threads(threads, fn, parts):
         return lambda: fn(*parts[0])
     from concurrent.futures import ThreadPoolExecutor
 
-    pool = ThreadPoolExecutor(threads)
+    pool = _POOLS.get(threads)
+    if pool is None:  # one pool per thread count for the whole process, not one per factory
+        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="floor")
 
     def run():
         for f in [pool.submit(fn, *part) for part in parts]:
