@@ -342,9 +342,43 @@ def family_check_names(n):
     return names
 
 
+PEER_RUN = " (peer run)"  # suffix of cdrop's rows in the run with the peers
+
+
+def _family_run(rows, rounds, wx, wr, px, pr, p, threads):
+    """One interleaved run of `rows` ([(name, factory, in place)]): {name: stats}, skipped."""
+
+    def restore():
+        np.copyto(wx, px)
+        np.copyto(wr, pr)
+
+    runs, setups, skipped = {}, [], {}
+    for name, factory, inplace in rows:
+        try:
+            runs[name] = factory(wx, wr, p, threads) if inplace else factory(px, pr, p, threads)
+        except Unavailable as exc:
+            skipped[name] = str(exc)
+            continue
+        setups.append(restore if inplace else None)
+    out = {}
+    if runs:
+        samples = interleaved_samples(list(runs.values()), rounds, setups=setups, warmup=1,
+                                      prime=True)
+        for name, ts in zip(runs, samples):
+            q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+            out[name] = {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0],
+                         "q3_s": q[2]}
+    return out, skipped
+
+
 def measure_family(n, threads, p, rounds, names=None):
     """Median seconds per call of every family case (bench/impls.py, FAMILY) at one (size,
-    threads), in one interleaved run with the floors.
+    threads), in two interleaved runs: cdrop's cases with the floors (what the floor targets
+    read), then cdrop's cases with the peers (what the speed-ups read; cdrop's rows of this run
+    are named "<variant>: cdrop (peer run)").  Separate runs, because a peer that allocates and
+    frees tens of MiB per call (torch's alpha_dropout, NumPy's normals) slowed the call after it
+    by up to 1.5x even after an untimed priming call (dropout_add at 4M: 1.05-1.18x np.add
+    without torch's alpha_dropout in the run, 1.53-1.58x with it, np.add unchanged).
 
     In-place rows write into a shared pair (x, residual), restored from pristine copies before
     every timing and every priming call (untimed); out-of-place rows read the pristine arrays.
@@ -354,23 +388,16 @@ def measure_family(n, threads, p, rounds, names=None):
     px = gen.standard_normal(shape, dtype=np.float32)
     pr = gen.standard_normal(shape, dtype=np.float32)
     wx, wr = px.copy(), pr.copy()
-
-    def restore():
-        np.copyto(wx, px)
-        np.copyto(wr, pr)
-
-    runs, setups, skipped = {}, [], {}
-    for name, factory, inplace in family_implementations():
-        if names is not None and name not in names:
-            continue
-        try:
-            runs[name] = factory(wx, wr, p, threads) if inplace else factory(px, pr, p, threads)
-        except Unavailable as exc:
-            skipped[name] = str(exc)
-            continue
-        setups.append(restore if inplace else None)
-    samples = interleaved_samples(list(runs.values()), rounds, setups=setups, warmup=1,
-                                  prime=True)
+    rows = [row for row in family_implementations() if names is None or row[0] in names]
+    own = [row for row in rows if row[0].endswith(": cdrop") or row[0].startswith("floor ")]
+    peers = [row for row in rows if row not in own]
+    out, skipped = _family_run(own, rounds, wx, wr, px, pr, p, threads)
+    if peers:
+        variants = {name.split(": ")[0] for name, _, _ in peers}
+        beside = [(f"{v}: cdrop{PEER_RUN}", FAMILY[v][0], True) for v in FAMILY if v in variants]
+        more, skip = _family_run(beside + peers, rounds, wx, wr, px, pr, p, threads)
+        out.update(more)
+        skipped.update(skip)
     cdrop.set_num_threads(None)  # the Dropout2d case sets the package default
     try:
         import torch
@@ -378,11 +405,6 @@ def measure_family(n, threads, p, rounds, names=None):
         torch.set_num_threads(ALL_CORES)
     except ImportError:
         pass
-    out = {}
-    for name, ts in zip(runs, samples):
-        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
-        out[name] = {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0],
-                     "q3_s": q[2]}
     return out, skipped
 
 
@@ -414,8 +436,9 @@ def family_table(block, n, threads):
             goal_text = f"({goal:g}x at 4M)"
         else:
             goal_text = f"<= {goal:g}x"
+        cp = med.get(f"{variant}: cdrop{PEER_RUN}", c)  # cdrop beside its peers
         cells = [f"{peer} {fmt_time(med[f'{variant}: {peer}'])} "
-                 f"({fmt_ratio(med[f'{variant}: {peer}'] / c)})"
+                 f"({fmt_ratio(med[f'{variant}: {peer}'] / cp)})"
                  for peer, _ in peers if f"{variant}: {peer}" in med]
         lines.append(f"| {variant} | {fmt_time(c)} | {flabel} {fmt_time(f) if f else ''} "
                      f"| {fmt_ratio(c / f) if f else ''} | {goal_text} | {'; '.join(cells)} |")
@@ -452,7 +475,8 @@ def family_targets(results, threads_list):
         for threads in threads_list:
             desc = (f"{variant}, {n:,}, {threads} thread(s): >= 10x faster than {peer} "
                     "(same threads)")
-            c, t = med(n, threads, f"{variant}: cdrop"), med(n, threads, f"{variant}: {peer}")
+            c, t = med(n, threads, f"{variant}: cdrop{PEER_RUN}"), med(n, threads,
+                                                                   f"{variant}: {peer}")
             if c is None or t is None:
                 rows.append((desc, "not measured", "n/a"))
                 continue
