@@ -406,34 +406,6 @@ def fam_numpy_gaussian_noise(x, r, p, threads):
     return lambda: x + rng.normal(0.0, FAMILY_SIGMA, x.shape)
 
 
-def _split(threads, *arrays):
-    """`threads` contiguous slices of each of `arrays` (flattened views)."""
-    flat = [a.reshape(-1) for a in arrays]
-    edges = np.linspace(0, flat[0].size, threads + 1).astype(int)
-    return [[f[lo:hi] for f in flat] for lo, hi in zip(edges[:-1], edges[1:])]
-
-
-_POOLS = {}
-
-
-def _on_threads(threads, fn, parts):
-    """fn(*part) for every part, on `threads` Python threads (NumPy's ufuncs release the GIL),
-    or directly for one thread."""
-    if threads == 1:
-        return lambda: fn(*parts[0])
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = _POOLS.get(threads)
-    if pool is None:  # one pool per thread count for the whole process, not one per factory
-        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="floor")
-
-    def run():
-        for f in [pool.submit(fn, *part) for part in parts]:
-            f.result()
-
-    return run
-
-
 def fam_floor_scale(x, r, p, threads):
     """np.multiply(x, c, out=x): one read, one write per element (NumPy, 1 thread)."""
     c = x.dtype.type(1.0)
@@ -441,9 +413,10 @@ def fam_floor_scale(x, r, p, threads):
 
 
 def fam_floor_add(x, r, p, threads):
-    """np.add(x, r, out=r): two reads and a write per element, dropout_add's three streams; on
-    `threads` Python threads, each adding its contiguous share (NumPy releases the GIL)."""
-    return _on_threads(threads, lambda a, b: np.add(a, b, out=b), _split(threads, x, r))
+    """np.add(x, r, out=r): two reads and a write per element, dropout_add's three streams
+    (NumPy, 1 thread whatever `threads` is: there is no three-stream OpenMP floor, and NumPy
+    split over Python threads was slower than one thread here)."""
+    return lambda: np.add(x, r, out=r)
 
 
 def fam_floor_openmp(x, r, p, threads):

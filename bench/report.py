@@ -410,12 +410,12 @@ def measure_family(n, threads, p, rounds, names=None):
 
 def family_floor(variant, threads, block):
     """(floor row name, its label) of `variant` at `threads`: its NumPy floor on one thread; for
-    more, np.add on as many Python threads (dropout_add) or cdrop's OpenMP x *= c."""
+    more, cdrop's OpenMP x *= c (dropout_add: still np.add on 1 thread)."""
     floor = FAMILY[variant][1]
     if threads > 1 and floor == "np.multiply" and "floor OpenMP x*=c" in block:
         return "floor OpenMP x*=c", "OpenMP x*=c"
     if floor == "np.add" and threads > 1:
-        return "floor np.add", f"np.add on {threads} threads"
+        return "floor np.add", "np.add (1 thread)"
     return f"floor {floor}", floor
 
 
@@ -986,9 +986,9 @@ def main(argv=None):
               "`out=residual`, rows of 1,024 with a bias along them); every case is restored "
               "before its timed call.  `floor` is `np.multiply(x, c, out=x)` (dropout_add: "
               "`np.add(x, r, out=r)`, the same three memory streams); with more than one thread, "
-              "cdrop's OpenMP `x *= c` (dropout_add: `np.add` over as many Python threads, each "
-              "on its share).  Peers: PyTorch's function at the same thread count, or NumPy's "
-              "textbook form where torch has none (1 thread).", ""]
+              "cdrop's OpenMP `x *= c` (dropout_add: still `np.add` on 1 thread, since no "
+              "three-stream OpenMP floor exists).  Peers: PyTorch's function at the same thread "
+              "count, or NumPy's textbook form where torch has none (1 thread).", ""]
         for n, rounds in family_schedule.items():
             if args.rounds is not None:
                 rounds = args.rounds
