@@ -113,7 +113,10 @@ class BuildExt(build_ext):
             base = ["/O2"]
         else:
             base = ["-O1", "-g"] if DEBUG else ["-O3"]
-            base += ["-fno-strict-aliasing", "-Wno-unknown-pragmas"]
+            # -ffp-contract=off: a * b + c stays two roundings (no FMA) on every instruction set,
+            # which the dropout family's bits (alpha_dropout, gaussian_*) rely on: the AVX-512
+            # file could otherwise fuse them, and the paths and NumPy would differ by an ulp.
+            base += ["-fno-strict-aliasing", "-Wno-unknown-pragmas", "-ffp-contract=off"]
         san = []
         if SANITIZE and not is_msvc:
             san = [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]

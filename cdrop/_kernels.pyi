@@ -5,6 +5,7 @@ import numpy as np
 
 __all__ = [
     "apply",
+    "apply_variant",
     "build_info",
     "derive",
     "get_path",
@@ -17,9 +18,19 @@ __all__ = [
     "set_serial_only",
     "set_stream_bytes",
     "BLOCK",
+    "OP_DROP",
+    "OP_ALPHA",
+    "OP_ADD",
+    "OP_GMUL",
+    "OP_GADD",
 ]
 
 BLOCK: int
+OP_DROP: int
+OP_ALPHA: int
+OP_ADD: int
+OP_GMUL: int
+OP_GADD: int
 
 def set_path(name: str) -> str: ...
 def get_path() -> str: ...
@@ -39,6 +50,22 @@ def apply(
     p: float,
     num_threads: int,
     fresh: bool = ...,
+    bf16: bool = ...,
+) -> bool: ...
+def apply_variant(
+    op: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    seed: int,
+    offset: int,
+    p: float,
+    num_threads: int,
+    keep: np.ndarray | None = ...,
+    residual: np.ndarray | None = ...,
+    bias: np.ndarray | None = ...,
+    c0: float = ...,
+    c1: float = ...,
+    c2: float = ...,
     bf16: bool = ...,
 ) -> bool: ...
 def keep_mask(

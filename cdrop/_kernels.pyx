@@ -19,6 +19,7 @@ from libc.stdlib cimport free, malloc
 
 __all__ = [
     "apply",
+    "apply_variant",
     "build_info",
     "derive",
     "get_path",
@@ -31,6 +32,11 @@ __all__ = [
     "set_serial_only",
     "set_stream_bytes",
     "BLOCK",
+    "OP_DROP",
+    "OP_ALPHA",
+    "OP_ADD",
+    "OP_GMUL",
+    "OP_GADD",
 ]
 
 # Declarations of cdrop/_src/kernels.h and cdrop_rng.h; keep in sync with the headers.
@@ -54,9 +60,43 @@ cdef extern from "kernels.h" nogil:
         uint64_t g0
         uint32_t thr
     ctypedef void (*cdrop_kernel_fn)(const cdrop_args *, int64_t, int64_t)
+    enum:
+        CDROP_VOP_DROP, CDROP_VOP_ALPHA, CDROP_VOP_ADD, CDROP_VOP_GMUL, CDROP_VOP_GADD,
+        CDROP_VOP_ADD_NB
+    enum:
+        CDROP_DT_F32, CDROP_DT_F64, CDROP_DT_F16, CDROP_DT_BF16
+    enum:
+        CDROP_SRC_KEEP_STREAM, CDROP_SRC_KEEP_ARRAY, CDROP_SRC_NORMAL
+    ctypedef struct cdrop_vconst:
+        double c0, c1, c2
+    ctypedef void (*cdrop_vrun_fn)(const cdrop_vconst *, const void *, int64_t)
+    ctypedef void (*cdrop_normal_fn)(uint64_t, uint64_t, int64_t, float *)
     ctypedef struct cdrop_kernel_table:
         int path
         cdrop_kernel_fn op[8]  # CDROP_N_OPS
+        cdrop_vrun_fn vrun[6][4]  # [CDROP_N_VOPS][CDROP_N_DT]
+        cdrop_normal_fn normals
+    ctypedef struct cdrop_vjob:
+        int src
+        cdrop_vrun_fn run
+        cdrop_kernel_fn keep
+        cdrop_normal_fn normals
+        cdrop_vconst c
+        uint64_t key, g0
+        uint32_t thr
+        const char *x
+        const char *r
+        const char *b
+        const char *k
+        char *y
+        int64_t n
+        int ndim
+        int64_t shape[64]
+        int64_t sx[64]
+        int64_t sy[64]
+        int64_t sr[64]
+        int64_t sb[64]
+        int64_t sk[64]
     ctypedef struct cdrop_job:
         cdrop_kernel_fn fn
         cdrop_kernel_fn keep
@@ -83,8 +123,16 @@ cdef extern from "kernels.h" nogil:
     int64_t cdrop_job_pieces(const cdrop_job *job)
     void cdrop_job_run(const cdrop_job *job, int64_t c0, int64_t c1, uint8_t *scratch)
     void cdrop_scale_f32(float *x, int64_t n, float c)
+    int64_t cdrop_vjob_pieces(const cdrop_vjob *job)
+    void cdrop_vjob_run(const cdrop_vjob *job, int64_t c0, int64_t c1, uint8_t *scratch)
 
 BLOCK = CDROP_BLOCK
+# The operations of apply_variant (cdrop/_src/variant.h)
+OP_DROP = CDROP_VOP_DROP
+OP_ALPHA = CDROP_VOP_ALPHA
+OP_ADD = CDROP_VOP_ADD
+OP_GMUL = CDROP_VOP_GMUL
+OP_GADD = CDROP_VOP_GADD
 
 # The kernel table in use: the best path the CPU has (AVX-512, then AVX2, then portable), chosen
 # once here; set_path changes it.
@@ -410,6 +458,199 @@ def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, Py_ssize
         _run(&job, _threads_for(n, num_threads))
     finally:
         PyBuffer_Release(&ov)
+
+
+# --- The dropout family (issue 11): apply_variant --------------------------------------------
+cdef int _vrun(const cdrop_vjob *job, int nt) except -1:
+    # As _run: the job's pieces, serially or shared out to nt threads, each thread with its own
+    # scratch for the piece's keep bytes or normals (none for a keep array).
+    cdef int64_t npieces = cdrop_vjob_pieces(job)
+    cdef int64_t c
+    cdef uint8_t *scratch = NULL
+    if job.src != CDROP_SRC_KEEP_ARRAY:
+        nt = min(nt, 256)
+        scratch = <uint8_t *>malloc(<size_t>(nt * CDROP_SCRATCH_BYTES))
+        if scratch == NULL:
+            raise MemoryError()
+    try:
+        with nogil:
+            if nt == 1:
+                cdrop_vjob_run(job, 0, npieces, scratch)
+            else:
+                for c in prange(npieces, schedule="static", num_threads=nt):
+                    cdrop_vjob_run(job, c, c + 1,
+                                   scratch + threadid() * CDROP_SCRATCH_BYTES if scratch else NULL)
+    finally:
+        free(scratch)
+    return 0
+
+
+cdef int _check_operand(const Py_buffer *sv, const Py_buffer *ov, str name,
+                        Py_ssize_t itemsize) except -1:
+    # apply_variant: operand `name` has src's ndim and shape and items of `itemsize` bytes.
+    cdef int d
+    if ov.itemsize != itemsize:
+        raise ValueError(
+            f"apply_variant: {name} has items of {ov.itemsize} bytes; expected {itemsize}")
+    if ov.ndim != sv.ndim:
+        raise ValueError(f"apply_variant: {name} has {ov.ndim} dimensions, src {sv.ndim}")
+    if ov.ndim > 0 and (ov.shape == NULL or ov.strides == NULL):
+        raise ValueError(f"apply_variant: {name} has no shape or strides")
+    for d in range(sv.ndim):
+        if ov.shape[d] != sv.shape[d]:
+            raise ValueError(
+                f"apply_variant: {name} and src differ in dimension {d}: "
+                f"{ov.shape[d]} != {sv.shape[d]}")
+    return 0
+
+
+cdef void _vlayout(cdrop_vjob *job, const Py_buffer *sv, const Py_buffer *dv,
+                   const Py_buffer *rv, const Py_buffer *bv, const Py_buffer *kv) noexcept:
+    # The shape and the five stride vectors into the job, dropping length-1 axes and merging
+    # neighbours that are laid out as one in every operand (an absent operand follows x; keep
+    # bytes made from the stream are in C order, which always merges).
+    cdef int nd = 0
+    cdef int d
+    cdef Py_ssize_t n, x, y, r, b, k
+    for d in range(sv.ndim):
+        n = sv.shape[d]
+        if n == 1:
+            continue
+        x = sv.strides[d]
+        y = dv.strides[d]
+        r = rv.strides[d] if rv != NULL else x
+        b = bv.strides[d] if bv != NULL else x
+        k = kv.strides[d] if kv != NULL else 0
+        if (nd > 0 and job.sx[nd - 1] == x * n and job.sy[nd - 1] == y * n
+                and job.sr[nd - 1] == r * n and job.sb[nd - 1] == b * n
+                and job.sk[nd - 1] == k * n):
+            job.shape[nd - 1] *= n
+            job.sx[nd - 1] = x
+            job.sy[nd - 1] = y
+            job.sr[nd - 1] = r
+            job.sb[nd - 1] = b
+            job.sk[nd - 1] = k
+            continue
+        job.shape[nd] = n
+        job.sx[nd] = x
+        job.sy[nd] = y
+        job.sr[nd] = r
+        job.sb[nd] = b
+        job.sk[nd] = k
+        nd += 1
+    if nd == 0:  # a 0-d array, or every axis of length 1: one element
+        job.shape[0] = 1
+        job.sx[0] = job.sy[0] = job.sr[0] = job.sb[0] = job.sk[0] = 0
+        nd = 1
+    job.ndim = nd
+
+
+def apply_variant(int op, src, dst, uint64_t seed, uint64_t offset, double p,
+                  Py_ssize_t num_threads, keep=None, residual=None, bias=None,
+                  double c0=0.0, double c1=0.0, double c2=0.0, bint bf16=False):
+    """One operation of the dropout family (cdrop/_src/variant.h) from ``src`` into ``dst``.
+
+    ``op``: OP_DROP ``k ? x*c0 : +0``, OP_ALPHA ``k ? x*c0 + c1 : c2``, OP_ADD
+    ``residual + (k ? (x + bias)*c0 : +0)``, OP_GMUL ``x * (1 + c0*z)``, OP_GADD ``x + c0*z``,
+    in the dtype's precision (float32 for float16/bfloat16, whose results are rounded once, or
+    at each step for OP_ADD).  The keep flag k: ``keep``, a bool/uint8 array of src's shape
+    (any strides, 0 included: a broadcast noise-shape mask), or None for the stream's mask of
+    (seed, offset, p), which then needs 0 < p < 1.  z: the float32 normal of (seed, global
+    index).  The item size says the dtype, as for :func:`apply` (``bf16``).  ``residual``
+    (OP_ADD only, required) and ``bias`` (OP_ADD only, a broadcast view of src's shape) have
+    src's dtype.  ``dst`` may be ``src`` or, for OP_ADD, ``residual``, element for element
+    (the caller checks overlaps).
+
+    Returns False, having written nothing, if an operand is not aligned for its dtype.  Raises
+    ValueError, having written nothing, if the operands disagree (ndim, shape, item size), an
+    operand is missing or not allowed for ``op``, or ``dst`` is read-only.
+    """
+    cdef Py_buffer bufs[5]
+    cdef int nbuf = 0
+    cdef Py_buffer *sv
+    cdef Py_buffer *dv
+    cdef Py_buffer *rv = NULL
+    cdef Py_buffer *bv = NULL
+    cdef Py_buffer *kv = NULL
+    cdef cdrop_vjob job
+    cdef int64_t n = 1
+    cdef int d, dt, vop = op
+    cdef Py_ssize_t isz
+    if op < CDROP_VOP_DROP or op > CDROP_VOP_GADD:
+        raise ValueError(f"apply_variant: unknown operation {op}")
+    if (residual is None) != (op != CDROP_VOP_ADD) or (bias is not None and op != CDROP_VOP_ADD):
+        raise ValueError("apply_variant: OP_ADD takes a residual (and a bias); the others neither")
+    if keep is not None and (op == CDROP_VOP_GMUL or op == CDROP_VOP_GADD):
+        raise ValueError("apply_variant: OP_GMUL and OP_GADD take no keep array")
+    try:
+        PyObject_GetBuffer(src, &bufs[0], PyBUF_STRIDES | (PyBUF_WRITABLE if dst is src else 0))
+        nbuf = 1
+        sv = &bufs[0]
+        dv = sv
+        if dst is not src:
+            PyObject_GetBuffer(dst, &bufs[nbuf], PyBUF_STRIDES | PyBUF_WRITABLE)
+            dv = &bufs[nbuf]
+            nbuf += 1
+        if residual is not None:
+            PyObject_GetBuffer(residual, &bufs[nbuf], PyBUF_STRIDES)
+            rv = &bufs[nbuf]
+            nbuf += 1
+        if bias is not None:
+            PyObject_GetBuffer(bias, &bufs[nbuf], PyBUF_STRIDES)
+            bv = &bufs[nbuf]
+            nbuf += 1
+        if keep is not None:
+            PyObject_GetBuffer(keep, &bufs[nbuf], PyBUF_STRIDES)
+            kv = &bufs[nbuf]
+            nbuf += 1
+        _check_pair(sv, dv)  # ndim <= 64, shapes, item sizes, dst writeable
+        isz = sv.itemsize
+        if rv != NULL:
+            _check_operand(sv, rv, "residual", isz)
+        if bv != NULL:
+            _check_operand(sv, bv, "bias", isz)
+        if kv != NULL:
+            _check_operand(sv, kv, "keep", 1)
+        if not (_aligned(sv) and _aligned(dv) and (rv == NULL or _aligned(rv))
+                and (bv == NULL or _aligned(bv))):
+            return False
+        for d in range(sv.ndim):
+            n *= sv.shape[d]
+        if n == 0:
+            return True
+        if isz == 2:
+            dt = CDROP_DT_BF16 if bf16 else CDROP_DT_F16
+        else:
+            dt = CDROP_DT_F64 if isz == 8 else CDROP_DT_F32
+        if op == CDROP_VOP_ADD and bv == NULL:
+            vop = CDROP_VOP_ADD_NB
+        job.key = cdrop_key(seed)
+        job.g0 = offset
+        job.thr = cdrop_threshold(p) if (op != CDROP_VOP_GMUL and op != CDROP_VOP_GADD) else 0
+        job.c.c0 = c0
+        job.c.c1 = c1
+        job.c.c2 = c2
+        job.n = n
+        job.run = _kt.vrun[vop][dt]
+        job.keep = _kt.op[CDROP_OP_U8]
+        job.normals = _kt.normals
+        if op == CDROP_VOP_GMUL or op == CDROP_VOP_GADD:
+            job.src = CDROP_SRC_NORMAL
+        elif kv != NULL:
+            job.src = CDROP_SRC_KEEP_ARRAY
+        else:
+            job.src = CDROP_SRC_KEEP_STREAM
+        job.x = <const char *>sv.buf
+        job.y = <char *>dv.buf
+        job.r = <const char *>(rv.buf if rv != NULL else sv.buf)
+        job.b = <const char *>(bv.buf if bv != NULL else sv.buf)
+        job.k = <const char *>(kv.buf if kv != NULL else NULL)
+        _vlayout(&job, sv, dv, rv, bv, kv)
+        _vrun(&job, _threads_for(n, num_threads))
+        return True
+    finally:
+        for d in range(nbuf):
+            PyBuffer_Release(&bufs[d])
 
 
 def _scale_inplace(float[::1] x, float c, int num_threads):

@@ -37,18 +37,24 @@ static inline __m256i isa_rotl32(__m256i x, int k)
 }
 #include "xoshiro.inc.h"
 
+/* The lanes of a seeded block into registers. */
+static inline void isa_load_lanes(isa_lanes *v, const cdrop_lanes *st)
+{
+    v->a0 = _mm256_loadu_si256((const __m256i *)&st->s[0][0]);
+    v->a1 = _mm256_loadu_si256((const __m256i *)&st->s[1][0]);
+    v->a2 = _mm256_loadu_si256((const __m256i *)&st->s[2][0]);
+    v->a3 = _mm256_loadu_si256((const __m256i *)&st->s[3][0]);
+    v->b0 = _mm256_loadu_si256((const __m256i *)&st->s[0][8]);
+    v->b1 = _mm256_loadu_si256((const __m256i *)&st->s[1][8]);
+    v->b2 = _mm256_loadu_si256((const __m256i *)&st->s[2][8]);
+    v->b3 = _mm256_loadu_si256((const __m256i *)&st->s[3][8]);
+}
+
 static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
 {
     cdrop_lanes st;
     const uint32_t j = cdrop_block_seed(&st, key, g);
-    v->a0 = _mm256_loadu_si256((const __m256i *)&st.s[0][0]);
-    v->a1 = _mm256_loadu_si256((const __m256i *)&st.s[1][0]);
-    v->a2 = _mm256_loadu_si256((const __m256i *)&st.s[2][0]);
-    v->a3 = _mm256_loadu_si256((const __m256i *)&st.s[3][0]);
-    v->b0 = _mm256_loadu_si256((const __m256i *)&st.s[0][8]);
-    v->b1 = _mm256_loadu_si256((const __m256i *)&st.s[1][8]);
-    v->b2 = _mm256_loadu_si256((const __m256i *)&st.s[2][8]);
-    v->b3 = _mm256_loadu_si256((const __m256i *)&st.s[3][8]);
+    isa_load_lanes(v, &st);
     for (uint32_t q = 0; q < j / CDROP_GROUP; q++) {
         (void)cdrop_xoshiro_step(&v->a0, &v->a1, &v->a2, &v->a3);
         (void)cdrop_xoshiro_step(&v->b0, &v->b1, &v->b2, &v->b3);
@@ -181,6 +187,8 @@ static inline uint64_t isa_keep_bits(isa_mask m)
 }
 
 #define CDROP_ISA_TABLE cdrop_ops_avx2
+#define CDROP_ISA_VRUNS cdrop_vruns_avx2
+#define CDROP_ISA_NORMALS cdrop_normals_avx2
 #include "ops.inc.h"
 
 CDROP_TARGET_POP()

@@ -42,14 +42,20 @@ static inline __m512i cdrop_step16(isa_lanes *v)
     return cdrop_xoshiro_step(&v->s0, &v->s1, &v->s2, &v->s3);
 }
 
+/* The lanes of a seeded block into registers. */
+static inline void isa_load_lanes(isa_lanes *v, const cdrop_lanes *st)
+{
+    v->s0 = _mm512_loadu_si512((const void *)&st->s[0][0]);
+    v->s1 = _mm512_loadu_si512((const void *)&st->s[1][0]);
+    v->s2 = _mm512_loadu_si512((const void *)&st->s[2][0]);
+    v->s3 = _mm512_loadu_si512((const void *)&st->s[3][0]);
+}
+
 static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
 {
     cdrop_lanes st;
     const uint32_t j = cdrop_block_seed(&st, key, g);
-    v->s0 = _mm512_loadu_si512((const void *)&st.s[0][0]);
-    v->s1 = _mm512_loadu_si512((const void *)&st.s[1][0]);
-    v->s2 = _mm512_loadu_si512((const void *)&st.s[2][0]);
-    v->s3 = _mm512_loadu_si512((const void *)&st.s[3][0]);
+    isa_load_lanes(v, &st);
     for (uint32_t q = 0; q < j / CDROP_GROUP; q++)
         (void)cdrop_step16(v);
     return j;
@@ -189,6 +195,8 @@ static inline __m512d isa_carry_f64(__m512d prev, __m512i idx, __m512d cur)
 }
 
 #define CDROP_ISA_TABLE cdrop_ops_avx512
+#define CDROP_ISA_VRUNS cdrop_vruns_avx512
+#define CDROP_ISA_NORMALS cdrop_normals_avx512
 #define CDROP_ISA_STREAMS 1
 #include "ops.inc.h"
 

@@ -19,6 +19,9 @@ typedef uint8_t isa_top;
 
 static inline isa_top isa_top_of(uint32_t thr) { return (uint8_t)((thr >> 24) ^ 0x80u); }
 
+/* The lanes of a seeded block. */
+static inline void isa_load_lanes(isa_lanes *v, const cdrop_lanes *st) { v->st = *st; }
+
 static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
 {
     return cdrop_lanes_at(&v->st, key, g);
@@ -108,4 +111,6 @@ static inline uint64_t isa_keep_bits(isa_mask m)
 }
 
 #define CDROP_ISA_TABLE cdrop_ops_portable
+#define CDROP_ISA_VRUNS cdrop_vruns_portable
+#define CDROP_ISA_NORMALS cdrop_normals_portable
 #include "ops.inc.h"

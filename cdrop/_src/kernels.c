@@ -4,18 +4,29 @@
  */
 #include "kernels.h"
 
-extern const cdrop_kernel_fn cdrop_ops_portable[CDROP_N_OPS];
+#include <string.h>
+
+/* Each instruction set's file (isa_*.c, through ops.inc.h) defines its three tables. */
+#define CDROP_ISA_EXTERNS(isa)                                                                     \
+    extern const cdrop_kernel_fn cdrop_ops_##isa[CDROP_N_OPS];                                     \
+    extern const cdrop_vrun_fn cdrop_vruns_##isa[CDROP_N_VOPS][CDROP_N_DT];                        \
+    void cdrop_normals_##isa(uint64_t key, uint64_t g0, int64_t n, float *z);
+CDROP_ISA_EXTERNS(portable)
 #if CDROP_HAVE_X86_SIMD
-extern const cdrop_kernel_fn cdrop_ops_avx2[CDROP_N_OPS];
-extern const cdrop_kernel_fn cdrop_ops_avx512[CDROP_N_OPS];
+CDROP_ISA_EXTERNS(avx2)
+CDROP_ISA_EXTERNS(avx512)
 #endif
 
-static cdrop_kernel_table cdrop_table(int path, const cdrop_kernel_fn *ops)
+static cdrop_kernel_table cdrop_table(int path, const cdrop_kernel_fn *ops,
+                                      const cdrop_vrun_fn (*vruns)[CDROP_N_DT],
+                                      cdrop_normal_fn normals)
 {
     cdrop_kernel_table t;
     t.path = path;
     for (int k = 0; k < CDROP_N_OPS; k++)
         t.op[k] = ops[k];
+    memcpy(t.vrun, vruns, sizeof t.vrun);
+    t.normals = normals;
     return t;
 }
 
@@ -23,13 +34,15 @@ cdrop_kernel_table cdrop_kernels_for(int path)
 {
 #if CDROP_HAVE_X86_SIMD
     if (path == CDROP_PATH_AVX512 && cdrop_cpu_has_avx512())
-        return cdrop_table(CDROP_PATH_AVX512, cdrop_ops_avx512);
+        return cdrop_table(CDROP_PATH_AVX512, cdrop_ops_avx512, cdrop_vruns_avx512,
+                           cdrop_normals_avx512);
     if (path >= CDROP_PATH_AVX2 && cdrop_cpu_has_avx2())
-        return cdrop_table(CDROP_PATH_AVX2, cdrop_ops_avx2);
+        return cdrop_table(CDROP_PATH_AVX2, cdrop_ops_avx2, cdrop_vruns_avx2, cdrop_normals_avx2);
 #else
     (void)path;
 #endif
-    return cdrop_table(CDROP_PATH_PORTABLE, cdrop_ops_portable);
+    return cdrop_table(CDROP_PATH_PORTABLE, cdrop_ops_portable, cdrop_vruns_portable,
+                       cdrop_normals_portable);
 }
 
 /* walk_layout.c */

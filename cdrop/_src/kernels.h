@@ -35,6 +35,8 @@ typedef struct {
 
 typedef void (*cdrop_kernel_fn)(const cdrop_args *a, int64_t lo, int64_t hi);
 
+#include "variant.h" /* the dropout family: variant operations, their runs and the normals */
+
 /* The operations, the index of a kernel in the table. */
 enum {
     CDROP_OP_F32 = 0, /* dst[i] = keep ? src[i] * scale : +0.0, float32 */
@@ -51,6 +53,8 @@ enum {
 typedef struct {
     int path;                        /* CDROP_PATH_* */
     cdrop_kernel_fn op[CDROP_N_OPS]; /* paths without streaming stores repeat F32/F64 there */
+    cdrop_vrun_fn vrun[CDROP_N_VOPS][CDROP_N_DT]; /* variant runs, by operation and dtype */
+    cdrop_normal_fn normals;                      /* the normal producer */
 } cdrop_kernel_table;
 
 /* The table for `path`; a path the CPU (or compiler) lacks falls back to the next one down:

@@ -3,7 +3,8 @@
  * (after its primitives), and its kernel table CDROP_ISA_TABLE: the consumers, then one
  * walk.inc.h per operation.  CDROP_ISA_STREAMS: the instruction set has the streaming
  * (non-temporal store) primitives of consumer_stream.inc.h.  A new operation is a consumer, two
- * lines here and an entry in the table.
+ * lines here and an entry in the table.  The dropout family's run functions and the normal
+ * producer (variant.h) follow: CDROP_ISA_VRUNS and CDROP_ISA_NORMALS name them.
  */
 #include "consumer_mask.inc.h"
 
@@ -63,3 +64,6 @@ const cdrop_kernel_fn CDROP_ISA_TABLE[CDROP_N_OPS] = {
 #endif
     cdrop_kernel_f16,   cdrop_kernel_bf16,
 };
+
+#include "producer_normal.inc.h"
+#include "variant_runs.inc.h"

@@ -1,0 +1,28 @@
+/*
+ * variant_dtype.inc.h -- the six run functions cdrop_vrun_<op>_<CDROP_VSFX> of one dtype
+ * (variant_runs.inc.h defines the dtype's macros and includes this once per dtype).
+ */
+#define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_drop, _, CDROP_VSFX)
+#define CDROP_VR_NORMAL 0
+#define CDROP_VR_ELEM CDROP_E_DROP
+#include "variant_run.inc.h"
+#define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_alpha, _, CDROP_VSFX)
+#define CDROP_VR_NORMAL 0
+#define CDROP_VR_ELEM CDROP_E_ALPHA
+#include "variant_run.inc.h"
+#define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_add, _, CDROP_VSFX)
+#define CDROP_VR_NORMAL 0
+#define CDROP_VR_ELEM CDROP_E_ADD
+#include "variant_run.inc.h"
+#define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_add_nb, _, CDROP_VSFX)
+#define CDROP_VR_NORMAL 0
+#define CDROP_VR_ELEM CDROP_E_ADD_NB
+#include "variant_run.inc.h"
+#define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_gmul, _, CDROP_VSFX)
+#define CDROP_VR_NORMAL 1
+#define CDROP_VR_ELEM CDROP_E_GMUL
+#include "variant_run.inc.h"
+#define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_gadd, _, CDROP_VSFX)
+#define CDROP_VR_NORMAL 1
+#define CDROP_VR_ELEM CDROP_E_GADD
+#include "variant_run.inc.h"
