@@ -482,13 +482,9 @@ def _run_op(input, key, offset, p, inplace):
 # A channel-wise mask is drawn inside the operator at the noise shape's size from the same
 # (key, offset) and broadcast, so that backward recomputes it too and nothing is saved.
 # ---------------------------------------------------------------------------------------------
-try:
-    _apply_variant = _kernels.apply_variant
-    OP_DROP, OP_ALPHA, OP_ADD, OP_GMUL, OP_GADD = (
-        _kernels.OP_DROP, _kernels.OP_ALPHA, _kernels.OP_ADD, _kernels.OP_GMUL, _kernels.OP_GADD)
-except AttributeError:  # TEMPORARY (wip-torch) until main has the kernel
-    from ._variant_standin import OP_ADD, OP_ALPHA, OP_DROP, OP_GADD, OP_GMUL  # noqa: F401
-    from ._variant_standin import apply_variant as _apply_variant
+_apply_variant = _kernels.apply_variant
+OP_DROP, OP_ALPHA, OP_ADD, OP_GMUL, OP_GADD = (
+    _kernels.OP_DROP, _kernels.OP_ALPHA, _kernels.OP_ADD, _kernels.OP_GMUL, _kernels.OP_GADD)
 
 _ALPHA_P = -1.7580993408473766  # PyTorch's alpha' (-scale * alpha of SELU)
 
