@@ -27,14 +27,40 @@ import os as _os
 from typing import Any as _Any
 
 from ._dropout import dropout, dropout_mask
-from ._layer import Dropout
+from ._layer import (
+    AlphaDropout,
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+    DropoutAdd,
+    DropPath,
+    FeatureAlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+)
 from ._seed import manual_seed
 from ._threads import get_num_threads, set_num_threads
+from ._variants import alpha_dropout, drop_path, dropout_add, gaussian_dropout, gaussian_noise
 
 __all__ = [
+    "AlphaDropout",
     "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "DropoutAdd",
+    "DropPath",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
+    "alpha_dropout",
+    "drop_path",
     "dropout",
+    "dropout_add",
     "dropout_mask",
+    "gaussian_dropout",
+    "gaussian_noise",
     "get_num_threads",
     "manual_seed",
     "set_num_threads",

@@ -365,3 +365,65 @@ def check_out(out, xb):
             "pass out=x for in place, or a separate out"
         )
     raise ValueError("out overlaps x only in part; pass out=x for in place, or a separate out")
+
+
+def check_noise_shape(noise_shape, shape):
+    """`noise_shape` (Keras' argument: one entry per axis of x, each x's size on that axis or 1,
+    None meaning x's size) as a tuple of ints, checked against x's `shape`."""
+    if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__len__"):
+        raise TypeError(
+            f"noise_shape must be a tuple of ints or None entries, got {type(noise_shape).__name__}"
+        )
+    entries = tuple(noise_shape)
+    if len(entries) != len(shape):
+        raise ValueError(
+            f"noise_shape must have one entry per axis of x ({len(shape)}), got {entries}"
+        )
+    out = []
+    for d, n in zip(entries, shape):
+        if d is None:
+            out.append(n)
+            continue
+        d = as_int(d, "noise_shape", "a tuple of ints or None entries")
+        if d != n and d != 1:
+            raise ValueError(
+                f"noise_shape {entries} does not fit x's shape {tuple(shape)}: each entry must "
+                "be x's size on that axis, 1 (one decision shared along the axis) or None"
+            )
+        out.append(d)
+    return tuple(out)
+
+
+def check_nonneg_real(value, name):
+    """`value` as a finite float >= 0: TypeError if it is not a real number, else ValueError."""
+    if type(value) is float and 0.0 <= value < float("inf"):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite and >= 0, got {reprlib.repr(value)}") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if not 0.0 <= v < float("inf"):  # also rejects NaN
+        raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+    return v
+
+
+def check_other_operand(ob, a, name):
+    """ValueError unless the target `ob` and the operand `a` (base-class arrays; `a` may be a
+    broadcast view) are the same elements in the same order or do not overlap at all."""
+    if ob is a or not np.may_share_memory(ob, a):
+        return
+    if a.shape == ob.shape and same_elements(ob, a):
+        return
+    try:
+        overlap = np.shares_memory(ob, a, max_work=1 << 20)
+    except _TOO_HARD:
+        overlap = True
+    if overlap:
+        raise ValueError(
+            f"out overlaps {name} other than element for element; pass out={name} or a "
+            "separate out"
+        )

@@ -13,6 +13,7 @@ from typing import Any, SupportsIndex, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from . import _apply as _apply_mod
 from . import _kernels, _seed, _threads
 from ._checks import (
     FLOAT32,
@@ -20,6 +21,7 @@ from ._checks import (
     U64,
     as_flag,
     as_float_array,
+    check_noise_shape,
     check_offset,
     check_out,
     check_p,
@@ -95,6 +97,7 @@ def dropout(
     seed: Seed = None,
     offset: SupportsIndex = 0,
     num_threads: SupportsIndex | None = None,
+    noise_shape: Sequence[SupportsIndex | None] | None = None,
 ) -> NDArray[Any]:
     """Inverted dropout: zero each element with probability `p`, scale the rest by 1/(1-p).
 
@@ -138,6 +141,17 @@ def dropout(
         offset=a)`` equals ``dropout(x, p, seed=s)[a:b]`` for 1-D `x`.
     num_threads : int, optional
         Threads for this call (default :func:`get_num_threads`).  Small arrays use one.
+    noise_shape : tuple of int or None, optional
+        Keras' `noise_shape`: one entry per axis of `x`, each x's size on that axis or 1 (one
+        decision shared along that axis); None entries mean x's size.  The mask is drawn at
+        the noise shape's size, the counter being the C-order index in the noise shape plus
+        `offset`, so that with the full noise shape ``ns``::
+
+            keep = np.broadcast_to(cdrop.dropout_mask(ns, p, seed=s, offset=o), x.shape)
+            y = np.where(keep, x * scale, 0)
+
+        ``offset + prod(ns)`` must be at most 2**64.  None (the default) or x's own shape:
+        one decision per element.
 
     Returns
     -------
@@ -156,10 +170,12 @@ def dropout(
         `p` not a real number; `training` or `inplace` not a bool; `x` not convertible to an
         array of numbers (a torch tensor: use ``t.detach().numpy()``), of an unsupported dtype
         or of non-native byte order; `inplace` with a non-ndarray; `out` not an ndarray or of
-        another dtype; bad type of `seed`, `offset` or `num_threads`.
+        another dtype; bad type of `seed`, `offset`, `num_threads` or `noise_shape`.
     ValueError
         `p` NaN or outside [0, 1]; read-only target; `out` of another shape, or overlapping
-        `x` other than element for element (in part, or in another order); `seed` outside
+        `x` other than element for element (in part, or in another order); `noise_shape` of
+        another length than ``x.ndim`` or with an entry other than 1, None or x's size; `seed`
+        outside
         [0, 2**64); `offset` < 0 or past 2**64 - size; `num_threads` < 1; both `inplace=True`
         and a separate `out`.
     MemoryError
@@ -193,6 +209,9 @@ def dropout(
     >>> h = cdrop.dropout(np.ones(8, dtype=np.float16), p=0.5, seed=42)   # float32's mask
     >>> h.dtype, bool((h == y).all())
     (dtype('float16'), True)
+    >>> c = cdrop.dropout(np.ones((2, 3, 2)), 0.5, seed=1, noise_shape=(None, None, 1))
+    >>> bool((c[..., 0] == c[..., 1]).all())    # one decision per (n, c), shared along axis 2
+    True
     """
     # The common call: `x` a float32/float64 ndarray (in place: writeable and contiguous), `p` a
     # float in (0, 1), `seed` an int in [0, 2**64) or None, the other arguments at their
@@ -203,7 +222,7 @@ def dropout(
     # `offset is _ZERO`: the default 0 (CPython has one object for small ints); any other zero
     # takes the general path, which reads it the same way.
     if (training is True and out is None and offset is _ZERO and num_threads is None
-            and type(x) is _ndarray and type(p) is float and 0.0 < p < 1.0):
+            and noise_shape is None and type(x) is _ndarray and type(p) is float and 0.0 < p < 1.0):
         dt = x.dtype
         if (dt is FLOAT32 or dt is FLOAT64) and (  # equal but distinct dtypes: general path
                 seed is None or type(seed) is int and 0 <= seed < U64):
@@ -247,8 +266,13 @@ def dropout(
             raise ValueError("pass either inplace=True or out=, not both (or out=x)")
         if training:  # evaluation mode writes nothing, so a read-only x is fine there
             check_writable(xb, "x")
+    ns = None  # the noise shape of a mask shared along some axes
+    if noise_shape is not None:
+        ns = check_noise_shape(noise_shape, xb.shape)
+        if ns == xb.shape:
+            ns = None  # one decision per element: the element-wise kernel, the same mask
     n_threads = _threads.resolve(num_threads)
-    offset = check_offset(offset, xb.size)
+    offset = check_offset(offset, xb.size if ns is None else math.prod(ns))
     seed = check_seed(seed)  # checked now, drawn last
     if not training:
         # evaluation consumes no seed: a Generator is not asked for a number
@@ -256,6 +280,13 @@ def dropout(
             return x
         np.copyto(ob, xb)
         return out
+    if ns is not None and 0.0 < p < 1.0:
+        # the mask at noise-shape size, broadcast (cdrop/_variants.py; imported here, since
+        # it imports this module)
+        from ._variants import _execute
+
+        return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=_apply_mod.OP_DROP,
+                        c=(1.0 / (1.0 - p), 0.0, 0.0), noise=ns)
 
     # `ob` is now the target: x itself (in place), an array over x's elements, a separate
     # array, or None (a new array).  The kernels read x and write out element by element, so an

@@ -4,9 +4,9 @@ import doctest
 import pytest
 
 import cdrop
-from cdrop import _dropout, _layer, _seed, _threads
+from cdrop import _dropout, _layer, _seed, _threads, _variants
 
-MODULES = [cdrop, _dropout, _layer, _seed, _threads]
+MODULES = [cdrop, _dropout, _layer, _seed, _threads, _variants]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

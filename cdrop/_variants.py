@@ -1,0 +1,577 @@
+"""The dropout family (issue 11): channel-wise masks, DropPath, alpha dropout, Gaussian noise
+and the fused residual add, as functions with the contract of :func:`cdrop.dropout`.
+
+Each function checks every argument (cdrop/_checks.py) before it allocates, draws a seed or
+writes, then runs one pass of ``_kernels.apply_variant`` (through cdrop/_apply.py).  Channel-wise
+masks are drawn at the noise shape's size by ``_kernels.keep_mask`` (the counter is the C-order
+index in the noise shape, plus `offset`) and broadcast to x's shape as a read-only view.
+``p == 0`` and ``p == 1`` (``stddev == 0``) are handled here, as :func:`cdrop.dropout` handles
+them: the seed is still drawn (a call consumes one seed whatever its p), no kernel runs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, SupportsIndex
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _apply, _kernels, _seed, _threads
+from ._checks import (
+    as_flag,
+    as_float_array,
+    check_nonneg_real,
+    check_offset,
+    check_other_operand,
+    check_out,
+    check_p,
+    check_seed,
+    check_writable,
+    inplace_needs_ndarray,
+    same_elements,
+)
+from ._dropout import Flag, Seed, _masked_result, empty_like
+
+_ndarray = np.ndarray
+ALPHA_P = -1.7580993408473766  # PyTorch's alpha: -SELU.scale * SELU.alpha
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps every function shares.
+# ---------------------------------------------------------------------------------------------
+def _target(x, training, inplace, out):
+    """The checks of dropout's general path for x, training, inplace and out, in its order.
+
+    Returns (x, xb, out, ob, training): xb is x as a plain ndarray (what the kernels read), ob
+    the target as one (x's own elements in place, out's, or None for a new array)."""
+    training = as_flag(training, "training")
+    inplace = as_flag(inplace, "inplace")
+    if inplace and not isinstance(x, _ndarray):
+        raise inplace_needs_ndarray(x)
+    xb = as_float_array(x, "x")
+    if not isinstance(x, _ndarray):
+        x = xb
+    ob = None
+    if out is not None:
+        ob = check_out(out, xb)
+    if inplace:
+        if out is None:
+            out, ob = x, xb
+        elif out is not x and not same_elements(ob, xb):
+            raise ValueError("pass either inplace=True or out=, not both (or out=x)")
+        if training:  # evaluation mode writes nothing, so a read-only x is fine there
+            check_writable(xb, "x")
+    return x, xb, out, ob, training
+
+
+def _identity(x, xb, out, ob):
+    """training=False: x itself, or a copy into out (no seed consumed)."""
+    if out is None or out is x:
+        return x
+    np.copyto(ob, xb)
+    return out
+
+
+def _result(x, xb, out, ob, fresh):
+    """What the call returns: out (or x in place), or the new array `ob` wrapped as NumPy's
+    ufuncs wrap results of subclasses (a masked array keeps x's mask)."""
+    if not fresh:
+        return out
+    if x is xb or type(x) is _ndarray:
+        return ob
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_result(x, ob)
+    return x.__array_wrap__(ob)
+
+
+def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0),
+             special=None, noise=None):
+    """Allocate, draw the seed (last), run.  Nothing here can fail but MemoryError, which comes
+    before the draw.
+
+    special: None (run the kernel), "copy" (x unchanged) or "zeros"; noise: the noise shape of
+    a shared mask (None: element-wise, the kernel draws the mask itself)."""
+    fresh = ob is None
+    if fresh:
+        ob = empty_like(xb)  # layout of x (order="K"); a plain ndarray: no subclass code runs
+    keep = src = dst = None
+    if special is None:
+        src = _apply.aligned(xb)
+        dst = ob if _apply.kernel_aligned(ob) else empty_like(xb)
+        if noise is not None:
+            keep = np.zeros(noise, dtype=bool)
+    if type(seed) is not int:  # an int is its own seed; None, Generator, a layer's: draw
+        seed = _seed.draw(seed)  # last: everything that can fail has been done
+    if special == "copy":
+        if ob is not xb:
+            np.copyto(ob, xb)
+    elif special == "zeros":
+        ob.fill(0)
+    else:
+        keepb = None
+        if keep is not None:
+            _kernels.keep_mask(keep, keep.size, seed, offset, p, n_threads, False)
+            keepb = np.broadcast_to(keep, xb.shape)
+        _apply.run(op, src, dst, seed, offset, p, n_threads, keepb, None, None, *c)
+        if dst is not ob:
+            np.copyto(ob, dst)
+    return _result(x, xb, out, ob, fresh)
+
+
+def _noise_offset(offset, noise, size):
+    """The offset checked against the number of random decisions the call makes."""
+    return check_offset(offset, size if noise is None else math.prod(noise))
+
+
+def masked_scale(x, p, training, *, inplace=False, out=None, seed=None, offset=0,
+                 num_threads=None, noise=None, scale=None, name="dropout"):
+    """``x * scale`` where kept, +0.0 where dropped (OP_DROP): dropout with a mask shared along
+    the axes where `noise` (a function of x's shape, or None) has 1, and a scale other than
+    1/(1-p) if given (DropPath's 1.0, alpha dropout's backward).  Internal."""
+    p = check_p(p)
+    x, xb, out, ob, training = _target(x, training, inplace, out)
+    ns = None if noise is None else noise(xb.shape)
+    if ns == xb.shape:
+        ns = None  # one decision per element: the element-wise mask, the same bits
+    n_threads = _threads.resolve(num_threads)
+    offset = _noise_offset(offset, ns, xb.size)
+    seed = check_seed(seed)
+    if not training:
+        return _identity(x, xb, out, ob)
+    if p == 0.0 or p == 1.0:  # (every caller's scale is 1 at p == 0)
+        return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=None,
+                        special="copy" if p == 0.0 else "zeros")
+    c0 = 1.0 / (1.0 - p) if scale is None else scale
+    return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=_apply.OP_DROP,
+                    c=(c0, 0.0, 0.0), noise=ns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public functions.
+# ---------------------------------------------------------------------------------------------
+def _per_sample(shape):
+    if len(shape) == 0:
+        raise ValueError("drop_path needs x with at least one axis (one decision per sample "
+                         "along axis 0), got a 0-d array")
+    return (shape[0],) + (1,) * (len(shape) - 1)
+
+
+def drop_path(
+    x: ArrayLike,
+    p: float = 0.0,
+    training: Flag = True,
+    *,
+    scale_by_keep: Flag = True,
+    inplace: Flag = False,
+    seed: Seed = None,
+    offset: SupportsIndex = 0,
+    num_threads: SupportsIndex | None = None,
+) -> NDArray[Any]:
+    """Stochastic depth (timm's ``drop_path``): drop whole samples along axis 0.
+
+    One keep decision per sample ``x[i]``, shared by all its elements; kept samples are scaled
+    by 1/(1-p) (or not at all with ``scale_by_keep=False``).  With seed `s` and offset `o`::
+
+        keep = cdrop.dropout_mask((x.shape[0],) + (1,) * (x.ndim - 1), p, seed=s, offset=o)
+        y = np.where(np.broadcast_to(keep, x.shape), x * scale, 0)
+
+    Parameters
+    ----------
+    x : ndarray or array_like
+        float16, bfloat16, float32 or float64, at least 1-d (axis 0 is the batch), any layout.
+    p : float, default 0.0
+        Probability of dropping a sample, in [0, 1].
+    training : bool, default True
+        False: the identity (`x` itself, no seed consumed), as in :func:`cdrop.dropout`.
+    scale_by_keep : bool, default True
+        Scale kept samples by 1/(1-p) (timm's default).
+    inplace : bool, default False
+        Write the result into `x`.
+    seed, offset, num_threads
+        As in :func:`cdrop.dropout`; the counter of sample i is ``i + offset``.
+
+    Returns
+    -------
+    ndarray
+        As :func:`cdrop.dropout` returns.  ``p == 0`` copies `x`, ``p == 1`` gives zeros (a
+        seed is consumed in both cases, no random number is drawn).
+
+    Raises
+    ------
+    TypeError, ValueError, MemoryError
+        As :func:`cdrop.dropout`; ValueError also for a 0-d `x`.  A call that raises writes
+        nothing and consumes no seed.
+
+    See Also
+    --------
+    DropPath : the layer.
+
+    Examples
+    --------
+    >>> import numpy as np, cdrop
+    >>> y = cdrop.drop_path(np.ones((4, 3), np.float32), 0.5, seed=1)
+    >>> y.tolist()
+    [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
+    >>> cdrop.drop_path(np.ones((4, 3)), 0.5, seed=1, scale_by_keep=False)[:, 0].tolist()
+    [0.0, 1.0, 1.0, 1.0]
+    """
+    p = check_p(p)
+    scale_by_keep = as_flag(scale_by_keep, "scale_by_keep")
+    return masked_scale(x, p, training, inplace=inplace, seed=seed, offset=offset,
+                        num_threads=num_threads, noise=_per_sample,
+                        scale=None if scale_by_keep else 1.0)
+
+
+def alpha_constants(p):
+    """PyTorch's (a, b, dropped value) of alpha dropout for 0 < p < 1, in binary64."""
+    a = ((1.0 - p) * (1.0 + p * ALPHA_P**2)) ** -0.5
+    b = -a * ALPHA_P * p
+    return a, b, a * ALPHA_P + b
+
+
+def _alpha(x, p, training, inplace, out, seed, offset, num_threads, noise=None):
+    p = check_p(p)
+    x, xb, out, ob, training = _target(x, training, inplace, out)
+    ns = None if noise is None else noise(xb.shape)
+    if ns == xb.shape:
+        ns = None
+    n_threads = _threads.resolve(num_threads)
+    offset = _noise_offset(offset, ns, xb.size)
+    seed = check_seed(seed)
+    if not training:
+        return _identity(x, xb, out, ob)
+    if p == 0.0 or p == 1.0:  # a = 1, b = 0: x; p == 1: zeros, as PyTorch gives
+        return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=None,
+                        special="copy" if p == 0.0 else "zeros")
+    return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=_apply.OP_ALPHA,
+                    c=alpha_constants(p), noise=ns)
+
+
+def alpha_dropout(
+    x: ArrayLike,
+    p: float = 0.5,
+    training: Flag = True,
+    *,
+    inplace: Flag = False,
+    out: NDArray[Any] | None = None,
+    seed: Seed = None,
+    offset: SupportsIndex = 0,
+    num_threads: SupportsIndex | None = None,
+) -> NDArray[Any]:
+    """Alpha dropout (PyTorch's ``F.alpha_dropout``), for self-normalising networks.
+
+    Dropped elements are set to SELU's negative saturation value, then everything is scaled
+    and shifted so that zero-mean, unit-variance inputs keep mean 0 and variance 1::
+
+        alpha_p = -1.7580993408473766
+        a = ((1 - p) * (1 + p * alpha_p**2)) ** -0.5
+        b = -a * alpha_p * p
+        keep = cdrop.dropout_mask(x.shape, p, seed=s, offset=o)
+        y = np.where(keep, x * a + b, a * alpha_p + b)
+
+    (in x's precision: a, b and ``a * alpha_p + b`` computed in binary64 and rounded once to
+    float32, or float64 for float64 x; half precision computes in float32 and rounds once).
+
+    Parameters
+    ----------
+    x : ndarray or array_like
+        float16, bfloat16, float32 or float64, any shape and layout.
+    p : float, default 0.5
+        Drop probability, in [0, 1].
+    training : bool, default True
+        False: the identity, as in :func:`cdrop.dropout`.
+    inplace, out, seed, offset, num_threads
+        As in :func:`cdrop.dropout`.
+
+    Returns
+    -------
+    ndarray
+        As :func:`cdrop.dropout` returns.  ``p == 0`` copies `x`; ``p == 1`` gives zeros, as
+        PyTorch does (a seed is consumed, no random number is drawn).
+
+    Raises
+    ------
+    TypeError, ValueError, MemoryError
+        As :func:`cdrop.dropout`.  A call that raises writes nothing and consumes no seed.
+
+    See Also
+    --------
+    AlphaDropout, FeatureAlphaDropout : the layers.
+
+    Examples
+    --------
+    >>> import numpy as np, cdrop
+    >>> y = cdrop.alpha_dropout(np.zeros(4), 0.5, seed=3)   # kept: b, dropped: a * alpha_p + b
+    >>> np.round(y, 4).tolist()
+    [0.7792, -0.7792, -0.7792, -0.7792]
+    """
+    return _alpha(x, p, training, inplace, out, seed, offset, num_threads)
+
+
+def _gaussian(x, c0, training, inplace, out, seed, offset, num_threads, op):
+    x, xb, out, ob, training = _target(x, training, inplace, out)
+    n_threads = _threads.resolve(num_threads)
+    offset = check_offset(offset, xb.size)
+    seed = check_seed(seed)
+    if not training:
+        return _identity(x, xb, out, ob)
+    return _execute(x, xb, out, ob, seed, offset, n_threads, 0.5, op=op, c=(c0, 0.0, 0.0),
+                    special="copy" if c0 == 0.0 else None)
+
+
+def gaussian_p(p):
+    """`p` checked for Gaussian dropout: [0, 1) (the noise variance p/(1-p) is infinite at 1)."""
+    p = check_p(p)
+    if p == 1.0:
+        raise ValueError("p must be in [0, 1) for Gaussian dropout (the noise variance "
+                         "p/(1-p) is infinite at p = 1), got 1.0")
+    return p
+
+
+def gaussian_dropout(
+    x: ArrayLike,
+    p: float = 0.5,
+    training: Flag = True,
+    *,
+    inplace: Flag = False,
+    out: NDArray[Any] | None = None,
+    seed: Seed = None,
+    offset: SupportsIndex = 0,
+    num_threads: SupportsIndex | None = None,
+) -> NDArray[Any]:
+    """Gaussian dropout (Keras' ``GaussianDropout``): multiply by noise from N(1, p/(1-p)).
+
+    ``y = x * (1 + sqrt(p/(1-p)) * z)`` with z the counter-based float32 standard normal of
+    each element's C-order index + `offset` for `seed` (docs/rng.md, "Normal numbers"),
+    rounded after each operation in x's precision (half precision: in float32, rounded once).
+
+    Parameters
+    ----------
+    x : ndarray or array_like
+        float16, bfloat16, float32 or float64, any shape and layout.
+    p : float, default 0.5
+        Keras' `rate`, in [0, 1): the noise has variance p/(1-p).
+    training : bool, default True
+        False: the identity, as in :func:`cdrop.dropout`.
+    inplace, out, seed, offset, num_threads
+        As in :func:`cdrop.dropout`.
+
+    Returns
+    -------
+    ndarray
+        As :func:`cdrop.dropout` returns.  ``p == 0`` copies `x` (a seed is consumed).
+
+    Raises
+    ------
+    TypeError, ValueError, MemoryError
+        As :func:`cdrop.dropout`; ValueError also for ``p == 1``.  A call that raises writes
+        nothing and consumes no seed.
+
+    See Also
+    --------
+    GaussianDropout : the layer.
+
+    Examples
+    --------
+    >>> import numpy as np, cdrop
+    >>> x = np.ones(100_000)
+    >>> y = cdrop.gaussian_dropout(x, 0.2, seed=0)
+    >>> bool(abs(y.mean() - 1) < 0.01 and abs(y.var() - 0.25) < 0.01)
+    True
+    """
+    p = gaussian_p(p)
+    return _gaussian(x, math.sqrt(p / (1.0 - p)), training, inplace, out, seed, offset,
+                     num_threads, _apply.OP_GMUL)
+
+
+def gaussian_noise(
+    x: ArrayLike,
+    stddev: float,
+    training: Flag = True,
+    *,
+    inplace: Flag = False,
+    out: NDArray[Any] | None = None,
+    seed: Seed = None,
+    offset: SupportsIndex = 0,
+    num_threads: SupportsIndex | None = None,
+) -> NDArray[Any]:
+    """Additive Gaussian noise (Keras' ``GaussianNoise``): ``y = x + stddev * z``.
+
+    z is the counter-based float32 standard normal of each element's C-order index + `offset`
+    for `seed` (docs/rng.md, "Normal numbers"); ``stddev * z`` and the sum are rounded in x's
+    precision (half precision: in float32, rounded once).
+
+    Parameters
+    ----------
+    x : ndarray or array_like
+        float16, bfloat16, float32 or float64, any shape and layout.
+    stddev : float
+        Standard deviation of the noise, finite and >= 0.
+    training : bool, default True
+        False: the identity, as in :func:`cdrop.dropout`.
+    inplace, out, seed, offset, num_threads
+        As in :func:`cdrop.dropout`.
+
+    Returns
+    -------
+    ndarray
+        As :func:`cdrop.dropout` returns.  ``stddev == 0`` copies `x` (a seed is consumed).
+
+    Raises
+    ------
+    TypeError, ValueError, MemoryError
+        As :func:`cdrop.dropout`; TypeError for a `stddev` that is not a real number,
+        ValueError for a negative, infinite or NaN one.  A call that raises writes nothing and
+        consumes no seed.
+
+    See Also
+    --------
+    GaussianNoise : the layer.
+
+    Examples
+    --------
+    >>> import numpy as np, cdrop
+    >>> y = cdrop.gaussian_noise(np.zeros(100_000), 0.5, seed=0)
+    >>> bool(abs(y.mean()) < 0.01 and abs(y.std() - 0.5) < 0.01)
+    True
+    """
+    stddev = check_nonneg_real(stddev, "stddev")
+    return _gaussian(x, stddev, training, inplace, out, seed, offset, num_threads,
+                     _apply.OP_GADD)
+
+
+def _operand(a, xb, name):
+    """residual or bias as a plain ndarray of x's dtype (array-likes converted)."""
+    ab = as_float_array(a, name)
+    if ab.dtype != xb.dtype:
+        raise TypeError(f"{name} has dtype {ab.dtype}, but x has dtype {xb.dtype}; they must "
+                        "match")
+    return ab
+
+
+def dropout_add(
+    x: ArrayLike,
+    residual: ArrayLike,
+    p: float = 0.5,
+    training: Flag = True,
+    *,
+    bias: ArrayLike | None = None,
+    out: NDArray[Any] | None = None,
+    seed: Seed = None,
+    offset: SupportsIndex = 0,
+    num_threads: SupportsIndex | None = None,
+) -> NDArray[Any]:
+    """``residual + dropout(x + bias)`` in one pass (a transformer block's residual branch).
+
+    The mask is that of :func:`cdrop.dropout` on x's shape for the same `seed` and `offset`,
+    and the result equals, bit for bit::
+
+        residual + cdrop.dropout(x + bias, p, seed=s, offset=o)
+
+    computed in x's precision: each of the three steps is rounded to x's dtype (also for
+    float16 and bfloat16), and the build contracts no multiply-add into an FMA
+    (``-ffp-contract=off``), so there is no second rounding to differ by.
+
+    Parameters
+    ----------
+    x : ndarray or array_like
+        float16, bfloat16, float32 or float64, any shape and layout.
+    residual : ndarray or array_like
+        x's shape and dtype.
+    p : float, default 0.5
+        Drop probability, in [0, 1].
+    training : bool, default True
+        False: ``residual + (x + bias)`` (nothing dropped, no seed consumed).
+    bias : ndarray or array_like, optional
+        x's dtype, broadcast against x (typically shape ``(x.shape[-1],)``: one bias per
+        feature along the last axis).
+    out : ndarray, optional
+        Where to write the result: x's shape and dtype; it may be `residual` or `x` (the same
+        elements in the same order), or memory that overlaps none of x, residual and bias.
+    seed, offset, num_threads
+        As in :func:`cdrop.dropout`.
+
+    Returns
+    -------
+    ndarray
+        `out`, or a new array with x's shape, dtype and layout.  ``p == 0`` gives
+        ``residual + (x + bias)``, ``p == 1`` ``residual + 0.0`` (a seed is consumed).
+
+    Raises
+    ------
+    TypeError
+        As :func:`cdrop.dropout`; also `residual` or `bias` not convertible, or of another
+        dtype than x.
+    ValueError
+        As :func:`cdrop.dropout`; also `residual` of another shape, `bias` that does not
+        broadcast to x's shape, `out` that overlaps x, residual or bias other than element for
+        element.
+    MemoryError
+        A call that raises writes nothing and consumes no seed.
+
+    See Also
+    --------
+    DropoutAdd : the layer, whose backward returns (grad_x, grad_residual, grad_bias).
+
+    Examples
+    --------
+    >>> import numpy as np, cdrop
+    >>> x, r, b = np.ones((2, 3)), np.full((2, 3), 10.0), np.array([0.0, 1.0, 2.0])
+    >>> y = cdrop.dropout_add(x, r, 0.5, bias=b, seed=4)
+    >>> bool((y == r + cdrop.dropout(x + b, 0.5, seed=4)).all())
+    True
+    >>> cdrop.dropout_add(x, r, 0.5, bias=b, out=r, seed=4) is r   # in place into residual
+    True
+    """
+    p = check_p(p)
+    training = as_flag(training, "training")
+    xb = as_float_array(x, "x")
+    if not isinstance(x, _ndarray):
+        x = xb
+    rb = _operand(residual, xb, "residual")
+    if rb.shape != xb.shape:
+        raise ValueError(f"residual has shape {rb.shape}, but x has shape {xb.shape}; they "
+                         "must match")
+    bb = bfull = None
+    if bias is not None:
+        bb = _operand(bias, xb, "bias")
+        try:
+            bfull = np.broadcast_to(bb, xb.shape)
+        except ValueError:
+            raise ValueError(f"bias of shape {bb.shape} does not broadcast to x's shape "
+                             f"{xb.shape}") from None
+    ob = None
+    if out is not None:
+        ob = check_out(out, xb)
+        check_other_operand(ob, rb, "residual")
+        if bfull is not None:
+            check_other_operand(ob, bfull, "bias")
+    n_threads = _threads.resolve(num_threads)
+    offset = check_offset(offset, xb.size)
+    seed = check_seed(seed)
+    fresh = ob is None
+    if fresh:
+        ob = empty_like(xb)
+    if not training or p == 0.0:  # residual + (x + bias): no kernel
+        t = xb
+        if bfull is not None:
+            t = np.add(xb, bfull)  # allocated before the seed is drawn
+        if training and type(seed) is not int:
+            seed = _seed.draw(seed)  # p == 0 consumes a seed, as cdrop.dropout does
+        np.add(rb, t, out=ob)
+        return _result(x, xb, out, ob, fresh)
+    if p == 1.0:
+        if type(seed) is not int:
+            seed = _seed.draw(seed)
+        np.add(rb, xb.dtype.type(0), out=ob)  # residual + (+0.0), as the sum with zeros is
+        return _result(x, xb, out, ob, fresh)
+    src, ra = _apply.aligned(xb), _apply.aligned(rb)
+    bfa = None if bb is None else np.broadcast_to(_apply.aligned(bb), xb.shape)
+    dst = ob if _apply.kernel_aligned(ob) else empty_like(xb)
+    if type(seed) is not int:
+        seed = _seed.draw(seed)  # last: everything that can fail has been done
+    _apply.run(_apply.OP_ADD, src, dst, seed, offset, p, n_threads, None, ra, bfa,
+               1.0 / (1.0 - p))
+    if dst is not ob:
+        np.copyto(ob, dst)
+    return _result(x, xb, out, ob, fresh)
