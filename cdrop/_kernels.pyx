@@ -48,7 +48,8 @@ cdef extern from "kernels.h" nogil:
     const int CDROP_MAX_DIMS
     enum:
         CDROP_OP_F32, CDROP_OP_F64, CDROP_OP_U8, CDROP_OP_BITS, CDROP_OP_F32_NT, CDROP_OP_F64_NT,
-        CDROP_OP_F16, CDROP_OP_BF16
+        CDROP_OP_F16, CDROP_OP_BF16, CDROP_OP_ALPHA_F32, CDROP_OP_ALPHA_F64, CDROP_OP_ADD_F32,
+        CDROP_OP_ADD_F64, CDROP_OP_ADDF_F32, CDROP_OP_ADDF_F64
     enum:
         CDROP_WALK_CONTIG, CDROP_WALK_STRIDED, CDROP_WALK_BANDS
 
@@ -59,6 +60,10 @@ cdef extern from "kernels.h" nogil:
         uint64_t key
         uint64_t g0
         uint32_t thr
+        const void *res
+        const void *bias
+        int64_t bias_n
+        double c1, c2
     ctypedef void (*cdrop_kernel_fn)(const cdrop_args *, int64_t, int64_t)
     enum:
         CDROP_VOP_DROP, CDROP_VOP_ALPHA, CDROP_VOP_ADD, CDROP_VOP_GMUL, CDROP_VOP_GADD,
@@ -73,7 +78,7 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cdrop_normal_fn)(uint64_t, uint64_t, int64_t, float *)
     ctypedef struct cdrop_kernel_table:
         int path
-        cdrop_kernel_fn op[8]  # CDROP_N_OPS
+        cdrop_kernel_fn op[14]  # CDROP_N_OPS
         cdrop_vrun_fn vrun[6][4]  # [CDROP_N_VOPS][CDROP_N_DT]
         cdrop_normal_fn normals
     ctypedef struct cdrop_vjob:
@@ -545,6 +550,88 @@ cdef void _vlayout(cdrop_vjob *job, const Py_buffer *sv, const Py_buffer *dv,
     job.ndim = nd
 
 
+cdef bint _c_order(const Py_buffer *v) noexcept:
+    # C-contiguous: strides of the C-ordered array of this shape (length-1 axes: any stride)
+    cdef Py_ssize_t want = v.itemsize
+    cdef int d
+    for d in range(v.ndim - 1, -1, -1):
+        if v.shape[d] != 1 and v.strides[d] != want:
+            return False
+        want *= v.shape[d]
+    return True
+
+
+cdef bint _fused(const Py_buffer *sv, const Py_buffer *dv, const Py_buffer *rv,
+                 const Py_buffer *bv) noexcept:
+    # The fused kernels (consumer_family.inc.h) take C-contiguous x, y and residual, where
+    # logical index = memory index, and a bias that is one contiguous row repeated along the
+    # leading axes (np.broadcast_to of a 1-D array).
+    cdef int d, last = sv.ndim - 1
+    if not (_c_order(sv) and _c_order(dv) and (rv == NULL or _c_order(rv))):
+        return False
+    if bv != NULL and last >= 0:
+        for d in range(last):
+            if bv.shape[d] != 1 and bv.strides[d] != 0:
+                return False
+        if bv.shape[last] != 1 and bv.strides[last] != bv.itemsize:
+            return False
+    return True
+
+
+# "No bias" for the fused dropout_add: a row of -0.0, the additive identity (x + -0.0 is x,
+# -0.0 included), so that one kernel serves both.
+cdef float _NO_BIAS_F32[64]
+cdef double _NO_BIAS_F64[64]
+
+
+cdef void _init_no_bias() noexcept:
+    cdef int i
+    for i in range(64):
+        _NO_BIAS_F32[i] = -0.0
+        _NO_BIAS_F64[i] = -0.0
+
+
+_init_no_bias()
+
+
+cdef int _run_fused(int op, const Py_buffer *sv, const Py_buffer *dv, const Py_buffer *rv,
+                    const Py_buffer *bv, int64_t n, uint64_t seed, uint64_t offset, double p,
+                    double c0, double c1, double c2, int nt) except -1:
+    # alpha_dropout / dropout_add on contiguous float32/float64: the mask producer's loop with
+    # the family's consumer inlined (one pass, no keep bytes stored).
+    cdef cdrop_job job
+    cdef bint f64 = sv.itemsize == 8
+    _init_args(&job, seed, offset, p)
+    job.args.scale = c0
+    job.args.c1 = c1
+    job.args.c2 = c2
+    job.args.src = sv.buf
+    job.args.dst = dv.buf
+    job.args.res = rv.buf if rv != NULL else NULL
+    if bv != NULL:
+        job.args.bias = bv.buf
+        job.args.bias_n = bv.shape[bv.ndim - 1] if bv.ndim > 0 else 1
+    else:
+        if f64:
+            job.args.bias = <const void *>&_NO_BIAS_F64[0]
+        else:
+            job.args.bias = <const void *>&_NO_BIAS_F32[0]
+        job.args.bias_n = 64
+    if op == CDROP_VOP_ALPHA:
+        job.op = CDROP_OP_ALPHA_F64 if f64 else CDROP_OP_ALPHA_F32
+    elif dv.buf == rv.buf:  # into the residual: a lost tie could not be undone, so final masks
+        job.op = CDROP_OP_ADDF_F64 if f64 else CDROP_OP_ADDF_F32
+    else:
+        job.op = CDROP_OP_ADD_F64 if f64 else CDROP_OP_ADD_F32
+    job.fn = _kt.op[job.op]
+    job.keep = _kt.op[CDROP_OP_U8]
+    job.n = n
+    job.walk = CDROP_WALK_CONTIG
+    job.ndim = 1
+    _run(&job, nt)
+    return 0
+
+
 def apply_variant(int op, src, dst, uint64_t seed, uint64_t offset, double p,
                   Py_ssize_t num_threads, keep=None, residual=None, bias=None,
                   double c0=0.0, double c1=0.0, double c2=0.0, bint bf16=False):
@@ -624,6 +711,11 @@ def apply_variant(int op, src, dst, uint64_t seed, uint64_t offset, double p,
             dt = CDROP_DT_F64 if isz == 8 else CDROP_DT_F32
         if op == CDROP_VOP_ADD and bv == NULL:
             vop = CDROP_VOP_ADD_NB
+        if (kv == NULL and (op == CDROP_VOP_ALPHA or op == CDROP_VOP_ADD) and isz != 2
+                and _fused(sv, dv, rv, bv)):
+            _run_fused(op, sv, dv, rv, bv, n, seed, offset, p, c0, c1, c2,
+                       _threads_for(n, num_threads))
+            return True
         job.key = cdrop_key(seed)
         job.g0 = offset
         job.thr = cdrop_threshold(p) if (op != CDROP_VOP_GMUL and op != CDROP_VOP_GADD) else 0

@@ -133,6 +133,39 @@ static inline __m256d isa_keep_mul_f64(isa_mask m, int q, __m256d x, __m256d sc)
     return _mm256_andnot_pd(drop, _mm256_mul_pd(x, sc));
 }
 
+/* The dropout family's fused consumers (consumer_family.inc.h): an add, and kept ? a : b. */
+static inline __m256 isa_add_f32(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+static inline __m256d isa_add_f64(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+static inline __m256 isa_keep_sel_f32(isa_mask m, int q, __m256 a, __m256 b)
+{
+    const __m256 drop = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(cdrop_drop8(m, q)));
+    return _mm256_blendv_ps(a, b, drop);
+}
+static inline __m256d isa_keep_sel_f64(isa_mask m, int q, __m256d a, __m256d b)
+{
+    const __m128i b8 = cdrop_drop8(m, q >> 1);
+    const __m128i b4 = (q & 1) ? _mm_srli_si128(b8, 4) : b8;
+    return _mm256_blendv_pd(a, b, _mm256_castsi256_pd(_mm256_cvtepi8_epi64(b4)));
+}
+
+/* Final masks for consumers that cannot clear a lost tie afterwards (dropout_add into its
+ * residual): a lost tie's drop byte is set. */
+static inline isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, uint64_t g,
+                                       uint32_t thr)
+{
+    uint8_t d[CDROP_GROUP];
+    _mm256_storeu_si256((__m256i *)&d[0], m.drop[0]);
+    _mm256_storeu_si256((__m256i *)&d[32], m.drop[1]);
+    for (; tw; tw &= tw - 1) {
+        const int e = __builtin_ctzll(tw);
+        if (cdrop_tie24(key, g + (uint64_t)e) >= (thr & 0xFFFFFFu))
+            d[e] = 0xFF;
+    }
+    m.drop[0] = _mm256_loadu_si256((const __m256i *)&d[0]);
+    m.drop[1] = _mm256_loadu_si256((const __m256i *)&d[32]);
+    return m;
+}
+
 /* float16: F16C's conversions, exact both ways (vcvtps2ph rounds to nearest even by its
  * immediate, whatever MXCSR says, and makes subnormals; NaN as half_scalar.h), eight at a time
  * through isa_keep_mul_f32. */

@@ -111,6 +111,18 @@ static inline __m512d isa_keep_mul_f64(isa_mask m, int q, __m512d x, __m512d sc)
     return _mm512_maskz_mul_pd((__mmask8)(m >> (8 * q)), x, sc);
 }
 
+/* The dropout family's fused consumers (consumer_family.inc.h): an add, and kept ? a : b. */
+static inline __m512 isa_add_f32(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+static inline __m512d isa_add_f64(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
+static inline __m512 isa_keep_sel_f32(isa_mask m, int q, __m512 a, __m512 b)
+{
+    return _mm512_mask_blend_ps((__mmask16)(m >> (16 * q)), b, a);
+}
+static inline __m512d isa_keep_sel_f64(isa_mask m, int q, __m512d a, __m512d b)
+{
+    return _mm512_mask_blend_pd((__mmask8)(m >> (8 * q)), b, a);
+}
+
 /* float16: AVX-512F's vcvtph2ps and vcvtps2ph, exact both ways (rounding to nearest even by
  * the immediate; subnormal results are made; NaN as half_scalar.h), 16 at a time through
  * isa_keep_mul_f32.  bfloat16: the integer rounding of cdrop_narrow_bf16, not AVX512-BF16's

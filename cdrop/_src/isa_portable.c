@@ -75,6 +75,38 @@ static inline double isa_keep_mul_f64(isa_mask m, int q, double x, double sc)
     return cdrop_select_f64(x, sc, m[q]);
 }
 
+/* The dropout family's fused consumers (consumer_family.inc.h): an add, and kept ? a : b. */
+static inline float isa_add_f32(float a, float b) { return a + b; }
+static inline double isa_add_f64(double a, double b) { return a + b; }
+static inline float isa_keep_sel_f32(isa_mask m, int q, float a, float b)
+{
+    const uint32_t k = 0u - (uint32_t)m[q];
+    return cdrop_bits_f32((cdrop_f32_bits(a) & k) | (cdrop_f32_bits(b) & ~k));
+}
+static inline double isa_keep_sel_f64(isa_mask m, int q, double a, double b)
+{
+    const uint64_t k = 0u - (uint64_t)m[q];
+    uint64_t ua, ub;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & k) | (ub & ~k);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+
+/* Final masks for consumers that cannot clear a lost tie afterwards (dropout_add into its
+ * residual): the flags are the lanes' own array (isa_lanes.keep), cleared in place. */
+static inline isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, uint64_t g,
+                                       uint32_t thr)
+{
+    uint8_t *k = (uint8_t *)(uintptr_t)m;
+    for (; tw; tw &= tw - 1) {
+        const int e = __builtin_ctzll(tw);
+        k[e] &= (uint8_t)(cdrop_tie24(key, g + (uint64_t)e) < (thr & 0xFFFFFFu));
+    }
+    return m;
+}
+
 /* float16 and bfloat16: one element at a time, through the branch-free conversions of
  * half_scalar.h, which the compiler vectorises.  The keep flag clears the 16-bit result (the
  * scalar select of half_scalar.inc.h, the same bits as clearing the product): a 16-bit mask

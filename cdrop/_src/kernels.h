@@ -31,6 +31,11 @@ typedef struct {
     uint64_t key;    /* cdrop_key(seed) */
     uint64_t g0;     /* global index of local element 0 (the call's offset) */
     uint32_t thr;    /* cdrop_threshold(p): kept iff draw < thr */
+    /* the dropout family's fused consumers only (consumer_family.inc.h) */
+    const void *res;  /* dropout_add: the residual (may be dst, then with final masks) */
+    const void *bias; /* dropout_add: a row of bias_n elements, repeated along the array */
+    int64_t bias_n;
+    double c1, c2; /* alpha_dropout: kept x * scale + c1, dropped c2 */
 } cdrop_args;
 
 typedef void (*cdrop_kernel_fn)(const cdrop_args *a, int64_t lo, int64_t hi);
@@ -47,6 +52,13 @@ enum {
     CDROP_OP_F64_NT,
     CDROP_OP_F16,  /* dst[i] = keep ? narrow(widen(src[i]) * (float)scale) : +0.0, float16 */
     CDROP_OP_BF16, /* the same in bfloat16 (half_scalar.h has the rounding rule) */
+    /* the dropout family, fused (consumer_family.inc.h): contiguous float32/float64 only */
+    CDROP_OP_ALPHA_F32, /* dst[i] = keep ? src[i] * scale + c1 : c2 */
+    CDROP_OP_ALPHA_F64,
+    CDROP_OP_ADD_F32, /* dst[i] = res[i] + (keep ? (src[i] + bias[i % bias_n]) * scale : +0.0) */
+    CDROP_OP_ADD_F64,
+    CDROP_OP_ADDF_F32, /* the same with final masks, for dst == res */
+    CDROP_OP_ADDF_F64,
     CDROP_N_OPS
 };
 

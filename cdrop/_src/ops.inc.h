@@ -10,6 +10,7 @@
 
 #define CDROP_T float
 #define CDROP_SFX f32
+#include "consumer_family.inc.h"
 #include "consumer_float.inc.h"
 #ifdef CDROP_ISA_STREAMS
 #include "consumer_stream.inc.h"
@@ -19,6 +20,7 @@
 
 #define CDROP_T double
 #define CDROP_SFX f64
+#include "consumer_family.inc.h"
 #include "consumer_float.inc.h"
 #ifdef CDROP_ISA_STREAMS
 #include "consumer_stream.inc.h"
@@ -45,6 +47,20 @@
 #include "walk.inc.h"
 #define CDROP_OP bf16
 #include "walk.inc.h"
+#define CDROP_OP alpha_f32
+#include "walk.inc.h"
+#define CDROP_OP alpha_f64
+#include "walk.inc.h"
+#define CDROP_OP add_f32
+#include "walk.inc.h"
+#define CDROP_OP add_f64
+#include "walk.inc.h"
+#define CDROP_OP addf_f32
+#define CDROP_OP_FINAL 1
+#include "walk.inc.h"
+#define CDROP_OP addf_f64
+#define CDROP_OP_FINAL 1
+#include "walk.inc.h"
 
 #ifdef CDROP_ISA_STREAMS
 #define CDROP_OP f32nt
@@ -56,13 +72,14 @@
 #endif
 
 const cdrop_kernel_fn CDROP_ISA_TABLE[CDROP_N_OPS] = {
-    cdrop_kernel_f32,   cdrop_kernel_f64,   cdrop_kernel_u8, cdrop_kernel_bits,
+    cdrop_kernel_f32,     cdrop_kernel_f64,     cdrop_kernel_u8,        cdrop_kernel_bits,
 #ifdef CDROP_ISA_STREAMS
-    cdrop_kernel_f32nt, cdrop_kernel_f64nt,
+    cdrop_kernel_f32nt,   cdrop_kernel_f64nt,
 #else /* no streaming stores: the ordinary kernels */
-    cdrop_kernel_f32, cdrop_kernel_f64,
+    cdrop_kernel_f32,     cdrop_kernel_f64,
 #endif
-    cdrop_kernel_f16,   cdrop_kernel_bf16,
+    cdrop_kernel_f16,     cdrop_kernel_bf16,    cdrop_kernel_alpha_f32, cdrop_kernel_alpha_f64,
+    cdrop_kernel_add_f32, cdrop_kernel_add_f64, cdrop_kernel_addf_f32,  cdrop_kernel_addf_f64,
 };
 
 #include "producer_normal.inc.h"
