@@ -39,8 +39,16 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
 import torch.autograd.forward_ad as _fwad
 from torch import Tensor, nn
 
-from . import _kernels
-from ._checks import U64, as_flag, as_int, check_offset, check_p
+from . import _kernels, _variants
+from ._checks import (
+    U64,
+    as_flag,
+    as_int,
+    check_noise_shape,
+    check_nonneg_real,
+    check_offset,
+    check_p,
+)
 from ._threads import MIN_PARALLEL
 
 __all__ = [
@@ -486,14 +494,7 @@ _apply_variant = _kernels.apply_variant
 OP_DROP, OP_ALPHA, OP_ADD, OP_GMUL, OP_GADD = (
     _kernels.OP_DROP, _kernels.OP_ALPHA, _kernels.OP_ADD, _kernels.OP_GMUL, _kernels.OP_GADD)
 
-_ALPHA_P = -1.7580993408473766  # PyTorch's alpha' (-scale * alpha of SELU)
-
-
-def _alpha_constants(p):
-    """(a, b, a * alpha' + b) of PyTorch's alpha dropout, in binary64 (0 <= p < 1)."""
-    a = ((1 - p) * (1 + p * _ALPHA_P**2)) ** -0.5
-    b = -a * _ALPHA_P * p
-    return a, b, a * _ALPHA_P + b
+_alpha_constants = _variants.alpha_constants  # PyTorch's (a, b, a * alpha' + b)
 
 
 def _keep_array(shape, ns, key, offset, p):
@@ -720,30 +721,9 @@ def _drop_plan(input, p, training, inplace, offset, ns):
                  offset=offset)
 
 
-def _check_noise_shape(noise_shape, shape):
-    """Keras' noise_shape: len(shape) entries, each shape's size on that axis (None: that) or
-    1."""
-    try:
-        entries = list(noise_shape)
-    except TypeError:
-        raise TypeError("noise_shape must be a sequence of ints (or None entries), got "
-                        f"{type(noise_shape).__name__}") from None
-    if len(entries) != len(shape):
-        raise ValueError(f"noise_shape must have {len(shape)} entries (one per axis of input), "
-                         f"got {len(entries)}")
-    ns = []
-    for i, (e, size) in enumerate(zip(entries, shape)):
-        e = size if e is None else as_int(e, f"noise_shape[{i}]", "an int or None")
-        if e != size and e != 1:
-            raise ValueError(f"noise_shape[{i}] must be {size} (input's size on axis {i}) or 1,"
-                             f" got {e}")
-        ns.append(e)
-    return tuple(ns)
-
-
 def _plan_noise(input, p, training, inplace, offset, noise_shape):
     p, training, inplace = _start(input, p, training, inplace)
-    ns = _check_noise_shape(noise_shape, tuple(input.shape))
+    ns = check_noise_shape(noise_shape, tuple(input.shape))
     return _drop_plan(input, p, training, inplace, offset, ns)
 
 
@@ -823,12 +803,7 @@ def _plan_drop_path(input, p, training, scale_by_keep, inplace, offset):
     return plan
 
 
-def _check_gaussian_p(p):
-    p = check_p(p)
-    if p == 1.0:
-        raise ValueError("p must be < 1 for gaussian dropout (the noise's variance p/(1-p) is "
-                         "infinite at 1), got 1.0")
-    return p
+_check_gaussian_p = _variants.gaussian_p  # [0, 1): the variance p/(1-p) is infinite at 1
 
 
 def _plan_gaussian_dropout(input, p, training, inplace, offset):
@@ -844,13 +819,7 @@ def _plan_gaussian_dropout(input, p, training, inplace, offset):
 
 
 def _check_stddev(stddev):
-    if isinstance(stddev, (bool, np.bool_)) or not isinstance(stddev, (int, float, np.floating,
-                                                                       np.integer)):
-        raise TypeError(f"stddev must be a real number, got {type(stddev).__name__}")
-    stddev = float(stddev)
-    if not 0.0 <= stddev < math.inf:
-        raise ValueError(f"stddev must be a finite number >= 0, got {stddev!r}")
-    return stddev
+    return check_nonneg_real(stddev, "stddev")
 
 
 def _plan_gaussian_noise(input, stddev, training, inplace, offset):
