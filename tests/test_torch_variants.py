@@ -279,6 +279,17 @@ def test_p_one_gives_positive_zeros_and_dropout_add_the_residual_plus_zero():
     assert_same_bits(ct.dropout_add(t, r, 1.0), r + 0.0)  # -0.0 + 0.0 is +0.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dropout_add_is_residual_plus_dropout_of_the_sum_bit_for_bit(dtype):
+    g = torch.Generator().manual_seed(3)
+    x, r = torch.randn(2, 300, 70, generator=g).to(dtype).unbind()
+    b = torch.randn(70, generator=g).to(dtype)
+    assert_same_bits(ct.dropout_add(x, r, 0.3, bias=b, seed=4, offset=9),
+                     r + ct.dropout(x + b, 0.3, seed=4, offset=9))
+    assert_same_bits(ct.dropout_add(x.t(), r.t(), 0.3, seed=4),
+                     r.t() + ct.dropout(x.t(), 0.3, seed=4))
+
+
 def test_dropout_add_in_evaluation_mode_and_p_zero_is_the_plain_sum():
     g = torch.Generator().manual_seed(1)
     x, r, b = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g), torch.randn(8)
