@@ -543,14 +543,17 @@ def _variant_fill(src, dst, spec, residual, bias):
         np.copyto(d, tmp)
 
 
-def _grads(grad, spec, bias_shape, run):
+def _grads(grad, spec, bias_shape, run, needs=(True, True, True)):
     """(grad_input, grad_residual, grad_bias) of a variant, with run(t, spec) applying an
-    operator spec to t: the mask (or the normals) recomputed from the key, nothing saved."""
+    operator spec to t: the mask (or the normals) recomputed from the key, nothing saved.
+    `needs`: which of the three autograd asks for (OP_ADD skips the pass it does not need)."""
     key, offset, p, op, c0, c1, c2, ns = spec
     if op == OP_GADD:
         return grad, None, None  # y = x + c0 * z
     if op == OP_GMUL:
         return run(grad, spec), None, None  # y = x * (1 + c0 * z)
+    if op == OP_ADD and not (needs[0] or needs[2] and bias_shape is not None):
+        return None, grad, None  # only the residual's: no pass over the data
     # OP_DROP, OP_ALPHA (a kept element is a * x + b: d/dx is a = c0) and OP_ADD's input
     gi = run(grad, (key, offset, p, OP_DROP, c0, 0.0, 0.0, ns))
     if op != OP_ADD:
@@ -585,7 +588,9 @@ def _variant_setup_context(ctx, inputs, output):
 
 
 def _variant_backward(ctx, grad):
-    gi, gr, gb = _grads(grad, ctx.spec, ctx.bias_shape, _run_variant_op)
+    needs = ctx.needs_input_grad
+    gi, gr, gb = _grads(grad, ctx.spec, ctx.bias_shape, _run_variant_op,
+                        (needs[0], needs[9], needs[10]))
     return (gi,) + (None,) * 8 + (gr, gb)
 
 
@@ -619,7 +624,8 @@ class _EagerVariant(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (*_grads(grad, ctx.spec, ctx.bias_shape, _run_eager), None)
+        return (*_grads(grad, ctx.spec, ctx.bias_shape, _run_eager, ctx.needs_input_grad[:3]),
+                None)
 
     @staticmethod
     def jvp(ctx, t_input, t_residual, t_bias, _):

@@ -538,3 +538,21 @@ def test_replace_dropout_recognises_timm_s_drop_path_without_importing_timm():
     net = torch.nn.Sequential(Other(0.2))
     ct.replace_dropout(net)
     assert type(net[0]) is Other
+
+
+def test_thread_count_never_changes_a_result():
+    x = torch.randn(8, 16, 40, 40, generator=torch.Generator().manual_seed(1))  # 204,800
+    calls = [lambda t: ct.dropout2d(t, 0.3, seed=1), lambda t: ct.alpha_dropout(t, 0.3, True,
+                                                                                 seed=1),
+             lambda t: ct.gaussian_noise(t, 0.3, seed=1),
+             lambda t: ct.dropout_add(t, t, 0.3, seed=1, bias=t[0, 0, 0])]
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append([f(x) for f in calls])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        assert_same_bits(a, b)

@@ -91,6 +91,10 @@ def test_dropout_add_gradients_of_input_residual_and_broadcast_bias():
     gx = ct.dropout(g, 0.3, seed=9, offset=1)
     assert torch.equal(x.grad, gx) and torch.equal(r.grad, g)
     torch.testing.assert_close(b.grad, gx.sum((0, 1)))
+    r.grad = None
+    x.requires_grad_(False)
+    ct.dropout_add(x, r, 0.3, seed=9).backward(g)  # the residual's gradient alone
+    assert torch.equal(r.grad, g)
     r64 = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
     b64 = torch.randn(4, 1, dtype=torch.float64, requires_grad=True)  # any broadcast shape
     x64 = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
