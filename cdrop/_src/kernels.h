@@ -14,6 +14,8 @@
  * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
  * Arrays that are not contiguous go through walk_layout.c (strided and band walks), which takes
  * keep bytes from the table's CDROP_OP_U8 kernel, piece by piece, into caller-provided scratch.
+ * The dropout family (variant.h) adds fused consumers (consumer_family.inc.h) and a walk of its
+ * own (walk_variant.c) whose run functions each instruction set compiles (variant_runs.inc.h).
  */
 #ifndef CDROP_KERNELS_H
 #define CDROP_KERNELS_H
