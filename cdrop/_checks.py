@@ -13,6 +13,7 @@ call that raises leaves its arrays, the package seed stream and any Generator un
   ``shape``, ``dtype``, ``strides`` or ``__array_function__``, and the compiled kernels must
   see the buffer that is really there (:func:`base`).
 """
+import collections.abc
 import numbers
 import operator
 import reprlib
@@ -370,7 +371,10 @@ def check_out(out, xb):
 def check_noise_shape(noise_shape, shape):
     """`noise_shape` (Keras' argument: one entry per axis of x, each x's size on that axis or 1,
     None meaning x's size) as a tuple of ints, checked against x's `shape`."""
-    if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__len__"):
+    # a sequence (tuple, list, ...) or a 1-d array; not a str, a dict, a set or an iterator
+    if (isinstance(noise_shape, (str, bytes)) or not (
+            isinstance(noise_shape, collections.abc.Sequence)
+            or isinstance(noise_shape, np.ndarray) and noise_shape.ndim == 1)):
         raise TypeError(
             f"noise_shape must be a tuple of ints or None entries, got {type(noise_shape).__name__}"
         )

@@ -470,7 +470,8 @@ def dropout_add(
 
     computed in x's precision: each of the three steps is rounded to x's dtype (also for
     float16 and bfloat16), and the build contracts no multiply-add into an FMA
-    (``-ffp-contract=off``), so there is no second rounding to differ by.
+    (``-ffp-contract=off``), so there is no second rounding to differ by.  (One exception:
+    where two NaNs meet in a sum, which NaN payload survives is the hardware's choice.)
 
     Parameters
     ----------
@@ -552,18 +553,23 @@ def dropout_add(
     fresh = ob is None
     if fresh:
         ob = empty_like(xb)
+    # NumPy's adds below: IEEE results without warnings, as the kernel gives them (overflow to
+    # inf and inf - inf are legitimate results of the definition)
     if not training or p == 0.0:  # residual + (x + bias): no kernel
         t = xb
         if bfull is not None:
-            t = np.add(xb, bfull)  # allocated before the seed is drawn
+            with np.errstate(all="ignore"):
+                t = np.add(xb, bfull)  # allocated before the seed is drawn
         if training and type(seed) is not int:
             seed = _seed.draw(seed)  # p == 0 consumes a seed, as cdrop.dropout does
-        np.add(rb, t, out=ob)
+        with np.errstate(all="ignore"):
+            np.add(rb, t, out=ob)
         return _result(x, xb, out, ob, fresh)
     if p == 1.0:
         if type(seed) is not int:
             seed = _seed.draw(seed)
-        np.add(rb, xb.dtype.type(0), out=ob)  # residual + (+0.0), as the sum with zeros is
+        with np.errstate(all="ignore"):
+            np.add(rb, xb.dtype.type(0), out=ob)  # residual + (+0.0), the sum with zeros
         return _result(x, xb, out, ob, fresh)
     src, ra = _apply.aligned(xb), _apply.aligned(rb)
     bfa = None if bb is None else np.broadcast_to(_apply.aligned(bb), xb.shape)

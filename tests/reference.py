@@ -23,6 +23,11 @@ Public API::
     keep_mask(shape, p, seed, offset=0) -> ndarray[bool]
     dropout_ref(x, p, seed, offset=0) -> ndarray   # also float16 and ml_dtypes.bfloat16
     packed_mask(shape, p, seed, offset=0) -> ndarray[uint8]
+    normal_key(key) -> int                  # "Normal numbers": the normal stream's key
+    normal_words(seed, offset, n) -> ndarray[uint32]
+    normals_from_words(w) -> ndarray[float32]   # the float32 transform, bit for bit
+    normals(seed, offset, n) -> ndarray[float32]
+    normals_from_words_f64(w) -> ndarray[float64]   # float64 Box-Muller, for self-checks only
 """
 
 import functools
@@ -42,6 +47,11 @@ __all__ = [
     "keep_mask",
     "dropout_ref",
     "packed_mask",
+    "normal_key",
+    "normal_words",
+    "normals_from_words",
+    "normals",
+    "normals_from_words_f64",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -378,3 +388,295 @@ def dropout_ref(x, p, seed, offset=0):
 def packed_mask(shape, p, seed, offset=0):
     """np.packbits of the flattened keep mask, little bit order (bit i%8 of byte i//8)."""
     return np.packbits(keep_mask(shape, p, seed, offset).ravel(), bitorder="little")
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 11: the dropout family, from the issue's equalities and the contract's rounding rules
+# (cdrop's /work/briefs/contract11.md, section 1; docs/rng.md, "Half precision").  Each oracle
+# returns a new C-ordered array of x's shape and dtype.  Half precision (float16 and
+# ml_dtypes.bfloat16) computes in float32 and rounds once (RNE, by astype), except
+# dropout_add_ref, which rounds after each step because it is defined as a composition.
+# --------------------------------------------------------------------------------------------
+__all__ += [  # noqa: PLE0605 - extended, not rebuilt, so that the sections merge cleanly
+    "ALPHA_P",
+    "noise_dropout_ref",
+    "drop_path_ref",
+    "alpha_ref",
+    "gaussian_dropout_ref",
+    "gaussian_noise_ref",
+    "dropout_add_ref",
+    "full_noise_shape",
+]
+
+ALPHA_P = -1.7580993408473766  # the issue's (PyTorch's) alpha_p
+
+
+def _is_half(dtype):
+    return dtype == np.float16 or dtype.name == "bfloat16"
+
+
+def _work(dtype):
+    """The working type: float64 for float64, float32 for everything else."""
+    return np.float64 if dtype == np.float64 else np.float32
+
+
+def full_noise_shape(noise_shape, shape):
+    """Keras: None entries of `noise_shape` are x's size on that axis."""
+    return tuple(n if d is None else int(d) for d, n in zip(noise_shape, shape))
+
+
+def _select_scale(x, keep, c0):
+    """keep ? x * c0 : +0.0, c0 (binary64) rounded once to the working type."""
+    x = np.array(x, order="C", copy=True)
+    wt = _work(x.dtype)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        kept = x.astype(wt) * wt(c0)
+        y = np.where(keep, kept, wt(0)).astype(x.dtype)
+    return y
+
+
+def noise_dropout_ref(x, p, seed, offset=0, noise_shape=None):
+    """The issue's oracle for cdrop.dropout(x, p, seed=seed, offset=offset,
+    noise_shape=noise_shape): the mask at noise-shape size, broadcast; p == 0 copies x,
+    p == 1 gives zeros."""
+    x = np.asarray(x)
+    ns = x.shape if noise_shape is None else full_noise_shape(noise_shape, x.shape)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    if p == 1.0:
+        return np.zeros(x.shape, x.dtype)
+    keep = np.broadcast_to(keep_mask(ns, p, seed, offset), x.shape)
+    return _select_scale(x, keep, np.float64(1.0) / np.float64(1.0 - p))
+
+
+def drop_path_ref(x, p, seed, offset=0, scale_by_keep=True):
+    """timm's drop_path with the mask dropout_mask((N, 1, ..., 1), p, seed, offset)."""
+    x = np.asarray(x)
+    ns = (x.shape[0],) + (1,) * (x.ndim - 1)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    if p == 1.0:
+        return np.zeros(x.shape, x.dtype)
+    keep = np.broadcast_to(keep_mask(ns, p, seed, offset), x.shape)
+    return _select_scale(x, keep, 1.0 / (1.0 - p) if scale_by_keep else 1.0)
+
+
+def alpha_ref(x, p, seed, offset=0, noise_shape=None):
+    """keep ? x * a + b : a * alpha_p + b with the issue's constants (binary64, rounded once
+    to the working type; the product and the sum each rounded in it); p == 0 copies x, p == 1
+    gives zeros (PyTorch's)."""
+    x = np.asarray(x)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    if p == 1.0:
+        return np.zeros(x.shape, x.dtype)
+    ns = x.shape if noise_shape is None else full_noise_shape(noise_shape, x.shape)
+    keep = np.broadcast_to(keep_mask(ns, p, seed, offset), x.shape)
+    a = ((1 - p) * (1 + p * ALPHA_P**2)) ** -0.5
+    b = -a * ALPHA_P * p
+    wt = _work(x.dtype)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        kept = x.astype(wt) * wt(a) + wt(b)
+        y = np.where(keep, kept, wt(a * ALPHA_P + b))
+    return y.astype(x.dtype)
+
+
+def _normals(seed, offset, n):
+    fn = globals().get("normals")  # wip-normal's oracle of docs/rng.md, "Normal numbers"
+    if fn is None:
+        raise NotImplementedError("reference.normals (the normal stream) is not written yet")
+    return np.asarray(fn(seed, offset, n), dtype=np.float32)
+
+
+def gaussian_dropout_ref(x, p, seed, offset=0):
+    """x * (1 + sqrt(p/(1-p)) * z), rounded after each operation in the working type."""
+    x = np.asarray(x)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True)
+    wt = _work(x.dtype)
+    z = _normals(seed, offset, x.size).reshape(x.shape).astype(wt)
+    c0 = wt(np.sqrt(np.float64(p) / np.float64(1.0 - p)))
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return (x.astype(wt) * (wt(1) + c0 * z)).astype(x.dtype)
+
+
+def gaussian_noise_ref(x, stddev, seed, offset=0):
+    """x + stddev * z in the working type (stddev == 0 copies x)."""
+    x = np.asarray(x)
+    if stddev == 0.0:
+        return np.array(x, order="C", copy=True)
+    wt = _work(x.dtype)
+    z = _normals(seed, offset, x.size).reshape(x.shape).astype(wt)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return (x.astype(wt) + wt(stddev) * z).astype(x.dtype)
+
+
+def dropout_add_ref(x, residual, p, seed, offset=0, bias=None):
+    """The issue's equality, literally: residual + dropout(x + bias) in x's precision."""
+    x = np.asarray(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = x if bias is None else np.add(x, np.asarray(bias, x.dtype))
+    d = dropout_ref(t, p, seed, offset)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.add(np.asarray(residual, x.dtype), d).astype(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# "Normal numbers (gaussian_dropout, gaussian_noise)": the counter-based normal stream.
+# --------------------------------------------------------------------------------------------
+
+NORMAL_DOMAIN = 0xBB67AE8584CAA73B  # second word of SHA-512's initial value
+NORMAL_BLOCK_BITS = 12
+NORMAL_BLOCK = 1 << NORMAL_BLOCK_BITS  # 4096 elements: 256 steps of 16 lanes, a word each
+
+
+def normal_key(key):
+    """keyN = hash64(key ^ 0xBB67AE8584CAA73B) for a stream key (not a seed)."""
+    return hash64(operator.index(key) ^ NORMAL_DOMAIN)
+
+
+def normal_words(seed, offset, n):
+    """uint32 words word(g) of the normal stream for g = offset .. offset + n - 1.
+
+    word(g) is output number (g & 4095) >> 4 of lane g & 15 of normal block g >> 12, the lanes
+    seeded as in section 4 with keyN instead of key.
+    """
+    offset = operator.index(offset)
+    n = operator.index(n)
+    if offset < 0 or n < 0 or offset + n > (1 << 64):
+        raise ValueError("need 0 <= offset, 0 <= n, offset + n <= 2**64")
+    keyn = normal_key(_key(seed))
+    if n == 0:
+        return np.empty(0, dtype=np.uint32)
+    first, last = offset, offset + n - 1
+    b_first, b_last = first >> NORMAL_BLOCK_BITS, last >> NORMAL_BLOCK_BITS
+    if b_first == b_last:
+        step_lo = (first & (NORMAL_BLOCK - 1)) // LANES
+        step_hi = (last & (NORMAL_BLOCK - 1)) // LANES
+    else:
+        step_lo, step_hi = 0, NORMAL_BLOCK // LANES - 1
+    blocks = np.arange(b_first, b_last + 1, dtype=np.uint64)
+    s0, s1, s2, s3 = _block_states(keyn, blocks)
+    out = _lane_outputs(s0, s1, s2, s3, step_hi + 1, skip=step_lo)  # (steps, nb, 16)
+    words = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(-1)  # (block, step, lane)
+    start = first - (b_first * NORMAL_BLOCK + LANES * step_lo)
+    return words[start:start + n].copy()
+
+
+_F = np.float32
+
+
+def _h(text):
+    """A float32 constant from its hexadecimal spelling in the spec (exact: <= 24 bits)."""
+    value = float.fromhex(text)
+    assert float(np.float32(value)) == value, text
+    return np.float32(value)
+
+
+def _odd_float(w):
+    """float32(2w + 1) rounded to nearest even, through two exact int32 conversions."""
+    hi = (w >> np.uint32(16)).astype(np.int32).astype(_F)
+    lo = (((w & np.uint32(0xFFFF)) << np.uint32(1)) | np.uint32(1)).astype(np.int32).astype(_F)
+    return hi * _F(2.0**17) + lo
+
+
+def _select(cond, x, y):
+    # the C code selects on bits; on values np.where is the same thing
+    return np.where(cond, x, y).astype(_F)
+
+
+def normals_from_words(w):
+    """The float32 Box-Muller transform of the spec: z[2m], z[2m+1] from w[2m], w[2m+1].
+
+    Every operation below is one float32 operation of the spec, in its order; NumPy rounds each
+    to nearest and never fuses a multiply with an add.
+    """
+    w = np.asarray(w, dtype=np.uint32).reshape(-1)
+    if w.size % 2:
+        raise ValueError("normals_from_words needs an even number of words")
+    a, b = w[0::2], w[1::2]
+    # Underflow happens (w = z * z for u within 2^-31 of 1) and is harmless: see the C header.
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        # Radius: r^2 = -2 ln u, u = (a + 1/2) 2^-32, v = 1 - u, fdlibm's logf.
+        u = _odd_float(a) * _F(2.0**-33)
+        # 1 - u where k == 0 (a > 2^31: ~a converts as a non-negative int32); unused elsewhere
+        v = (~a).astype(np.int32).astype(_F) * _F(2.0**-32) + _F(2.0**-33)
+        ix = u.view(np.uint32) + np.uint32(0x3F800000 - 0x3F3504F3)
+        k = (ix >> np.uint32(23)).astype(np.int32) - np.int32(127)
+        ix = (ix & np.uint32(0x007FFFFF)) + np.uint32(0x3F3504F3)
+        f = _select(k == 0, -v, ix.view(_F) - _F(1.0))
+        s = f / (_F(2.0) + f)
+        dk = k.astype(_F)
+        z = s * s
+        ww = z * z
+        t1 = ww * (_h("0x1.999c26p-2") + ww * _h("0x1.f13c4cp-3"))
+        t2 = z * (_h("0x1.555554p-1") + ww * _h("0x1.23d3dcp-2"))
+        R = t2 + t1
+        hfsq = _F(0.5) * f * f
+        ln = dk * _h("0x1.62e3p-1") - (
+            (hfsq - (s * (hfsq + R) + dk * _h("0x1.2fefa2p-17"))) - f)
+        r = np.sqrt(_F(-2.0) * ln)
+        # Angle: octant o, psi = pi (2t + 1) 2^-32 in (0, pi/4), t mirrored in odd octants.
+        o = b >> np.uint32(29)
+        t = (b & np.uint32(0x1FFFFFFF)) ^ (np.uint32(0) - (o & np.uint32(1))) & np.uint32(
+            0x1FFFFFFF)
+        psi = (np.uint32(2) * t + np.uint32(1)).astype(np.int32).astype(_F) * _h(
+            "0x1.921fb6p-31")
+        p2 = psi * psi
+        sn = psi + psi * p2 * (_h("-0x1.555546p-3") + p2 * (
+            _h("0x1.11073ep-7") + p2 * _h("-0x1.994522p-13")))
+        cs = _F(1.0) + p2 * (_F(-0.5) + p2 * (_h("0x1.55553cp-5") + p2 * (
+            _h("-0x1.6c07f6p-10") + p2 * _h("0x1.99177ap-16"))))
+    swap = (((o + np.uint32(1)) >> np.uint32(1)) & np.uint32(1)) == 1
+    cneg = (((o + np.uint32(2)) >> np.uint32(2)) & np.uint32(1)) << np.uint32(31)
+    sneg = (o >> np.uint32(2)) << np.uint32(31)
+    c = _select(swap, sn, cs)
+    s_ = _select(swap, cs, sn)
+    out = np.empty(w.size, dtype=_F)
+    out[0::2] = r * (c.view(np.uint32) ^ cneg).view(_F)
+    out[1::2] = r * (s_.view(np.uint32) ^ sneg).view(_F)
+    return out
+
+
+def normals(seed, offset, n):
+    """float32 standard normals z(g) for g = offset .. offset + n - 1 (any offset, any n).
+
+    The pairs are (even g, g + 1): the words are taken from the even index at or below offset
+    to the pair that holds offset + n - 1, transformed, and cut to the n asked for.
+    """
+    offset = operator.index(offset)
+    n = operator.index(n)
+    if offset < 0 or n < 0 or offset + n > (1 << 64):
+        raise ValueError("need 0 <= offset, 0 <= n, offset + n <= 2**64")
+    if n == 0:
+        _key(seed)
+        return np.empty(0, dtype=_F)
+    lo = offset & ~1
+    hi = (offset + n + 1) & ~1  # <= 2^64: the last pair of the index space is whole
+    z = normals_from_words(normal_words(seed, lo, hi - lo))
+    return z[offset - lo:offset - lo + n]
+
+
+def normals_from_words_f64(w):
+    """Box-Muller in float64 from the same words, with NumPy's log, cos and sin.
+
+    Independent of the float32 transform (no octants, no polynomials): r = sqrt(-2 ln u) with
+    u = (a + 1/2) 2^-32 exact in float64 (log1p(-v) near u = 1), and the angle reduced to its
+    quadrant q = b >> 30 exactly before cos and sin, so that values near 0 are accurate.
+    """
+    w = np.asarray(w, dtype=np.uint32).reshape(-1)
+    a = w[0::2].astype(np.float64)
+    b = w[1::2].astype(np.uint64)
+    u = (a + 0.5) * 2.0**-32
+    ln = np.where(u > 0.5, np.log1p(-(2.0**32 - a - 0.5) * 2.0**-32), np.log(u))
+    r = np.sqrt(-2.0 * ln)
+    q = b >> np.uint64(30)
+    phi = ((b & np.uint64(0x3FFFFFFF)).astype(np.float64) + 0.5) * (2 * np.pi * 2.0**-32)
+    c, s = np.cos(phi), np.sin(phi)
+    # theta = q pi/2 + phi: rotate (cos phi, sin phi) by q quarter turns
+    cos_t = np.choose(q.astype(np.intp), [c, -s, -c, s])
+    sin_t = np.choose(q.astype(np.intp), [s, c, -s, -c])
+    out = np.empty(w.size, dtype=np.float64)
+    out[0::2] = r * cos_t
+    out[1::2] = r * sin_t
+    return out

@@ -1,8 +1,10 @@
 """Fuzzing the public entry points with arguments of every type and value.
 
 For each argument position of ``dropout``, ``dropout_mask``, ``Dropout(...)``,
-``Dropout.forward``, ``Dropout.backward``, the ``Dropout.p`` setter, ``manual_seed`` and
-``set_num_threads``, one argument is replaced by a value drawn from ``JUNK`` (ints of any size
+``Dropout.forward``, ``Dropout.backward``, the ``Dropout.p`` setter, ``manual_seed``,
+``set_num_threads`` and the dropout family's functions (``drop_path``, ``alpha_dropout``,
+``gaussian_dropout``, ``gaussian_noise``, ``dropout_add``, ``dropout``'s ``noise_shape``),
+one argument is replaced by a value drawn from ``JUNK`` (ints of any size
 and sign, floats with NaN/Inf, bools, strings, bytes, None, lists (ragged ones too), tuples,
 dicts, numpy scalars and arrays of many dtypes and shapes, Generators, Fractions, Decimals,
 types, objects whose ``__index__``/``__float__``/``__bool__``/``__array__``/``__len__`` raise or
@@ -93,6 +95,12 @@ ARG_WORDS = {
     "n": r"\bn\b",  # set_num_threads(n)
     # manual_seed has one parameter, `seed`; naming the function names it as well
     "manual_seed": r"\bseed\b|\bmanual_seed\b",
+    # the dropout family (issue 11)
+    "noise_shape": r"\bnoise_shape\b",
+    "stddev": r"\bstddev\b",
+    "residual": r"\bresidual\b",
+    "bias": r"\bbias\b",
+    "scale_by_keep": r"\bscale_by_keep\b",
 }
 
 
@@ -810,6 +818,81 @@ def test_set_num_threads(v):
 
 
 # ---------------------------------------------------------------------------------------------
+# The dropout family (issue 11): every argument of every new function
+# ---------------------------------------------------------------------------------------------
+# function -> (its arguments, valid keyword arguments besides x)
+FAMILY = {
+    "drop_path": (["x", "p", "training", "scale_by_keep", "inplace", "seed", "offset",
+                   "num_threads"], {"p": 0.5}),
+    "alpha_dropout": (["x", "p", "training", "inplace", "out", "seed", "offset", "num_threads"],
+                      {"p": 0.5}),
+    "gaussian_dropout": (["x", "p", "training", "inplace", "out", "seed", "offset",
+                          "num_threads"], {"p": 0.5}),
+    "gaussian_noise": (["x", "stddev", "training", "inplace", "out", "seed", "offset",
+                        "num_threads"], {"stddev": 0.5}),
+    "dropout_add": (["x", "residual", "p", "training", "bias", "out", "seed", "offset",
+                     "num_threads"], {"residual": None, "p": 0.5}),
+    "dropout": (["noise_shape"], {"p": 0.5, "noise_shape": (None,)}),
+}
+FAMILY_CASES = [(fn, a) for fn, (args, _) in FAMILY.items() for a in args]
+
+
+def _canonical(arg, v, twin):
+    """How cdrop must have read an accepted value of `arg` (None: refuse it in the test)."""
+    if arg in ("p", "stddev"):
+        return real_or_none(v)
+    if arg in ("offset", "num_threads"):
+        return index_or_none(v)
+    if arg in ("training", "inplace", "scale_by_keep"):
+        return bool(v)
+    if arg == "seed":
+        return expected_seed(v, twin, "seed")
+    if arg == "noise_shape":
+        return tuple(None if d is None else index_or_none(d) for d in v)
+    return v
+
+
+def check_family(fn, arg, v):
+    parent, x = _valid_x()
+    rparent, residual = _valid_x()
+    residual = residual * 0 + 1.0
+    _, defaults = FAMILY[fn]
+    kwargs = {k: (residual if k == "residual" else val) for k, val in defaults.items()}
+    kwargs["seed"] = 12345
+    if arg == "x":
+        x = v
+    else:
+        kwargs[arg] = v
+    x_before = _array_copy(x)
+    twin = twin_of(kwargs["seed"])
+    env = Env(parent, rparent, v, *kwargs.values(), x)
+    what = f"{fn}({arg}={v!r})"
+    ok, r = attempt(lambda: getattr(cdrop, fn)(x, **kwargs), arg, env, what)
+    if not ok:
+        return
+    assert isinstance(r, np.ndarray) and r.shape == x_before.shape, what
+    assert r.dtype == x_before.dtype, what
+    # the same call with the canonical reading of the accepted value, on copies
+    canon = dict(kwargs)
+    if arg not in ("x", "out", "residual", "bias") and (v is not None or arg == "seed"):
+        canon[arg] = _canonical(arg, v, twin)
+        assert canon[arg] is not None, f"{what}: accepted a value it cannot have read"
+    canon.pop("out", None)
+    canon.pop("inplace", None)
+    if "residual" in canon and arg != "residual":
+        canon["residual"] = residual
+    again = getattr(cdrop, fn)(np.array(x_before, copy=True), **canon)
+    assert_bits_equal(r, again, f"{what}: differs from the canonical call")
+
+
+@PROFILE
+@given(v=JUNK)
+@pytest.mark.parametrize("fn,arg", FAMILY_CASES, ids=[f"{f}-{a}" for f, a in FAMILY_CASES])
+def test_family(fn, arg, v):
+    check_family(fn, arg, v)
+
+
+# ---------------------------------------------------------------------------------------------
 # Every argument position against a fixed list of values
 # ---------------------------------------------------------------------------------------------
 # Hypothesis draws a few hundred values per position; these are tried at every position,
@@ -872,6 +955,7 @@ FIXED_TARGETS = {
     "Dropout.backward": check_layer_backward,
     "manual_seed": check_manual_seed,
     "set_num_threads": check_set_num_threads,
+    **{f"{fn}-{a}": (lambda v, fn=fn, a=a: check_family(fn, a, v)) for fn, a in FAMILY_CASES},
 }
 
 

@@ -14,7 +14,9 @@ payloads, infinities, subnormals and -0.0.  After each call the test checks
 
 Entry points: ``dropout`` out of place, in place, ``out=`` (a strided view in its own guarded
 buffer), ``out=`` over x's own elements, ``training=False`` with ``out=``, ``dropout_mask`` (bool
-and packed) and ``Dropout`` forward/backward.
+and packed) and ``Dropout`` forward/backward; and the dropout family (issue 11): ``dropout`` with
+a ``noise_shape``, ``drop_path``, ``alpha_dropout``, ``gaussian_dropout``, ``gaussian_noise`` and
+``dropout_add`` (a guarded residual, out=, and out=x), out of place, ``out=`` and in place.
 
 The examples range over dtypes (float32, float64); shapes (0-d, empty, 1 element, primes, more
 than one RNG block of 2**14 elements, more than one thread chunk: sizes a bit above 2**16 with
@@ -467,6 +469,109 @@ def test_entry_points_match_oracle_and_stay_inside_their_views(case):
     check_case(case)
 
 
+# ---------------------------------------------------------------------------------------------
+# The dropout family (issue 11): the same cases, every new entry point
+# ---------------------------------------------------------------------------------------------
+def _family_calls(c, x, shape, rng):
+    """(name, call(x, **kw), oracle(x) or None, may run in place) of the family's functions for
+    one case; the noise shape is drawn from the case's fill."""
+    seed = c.seed_int()
+    ns = tuple(1 if rng.integers(2) else None for _ in shape)
+    res_buf = c.grad.make_buffer(rng)
+    residual = c.grad.view(res_buf)
+    bias = residual[(slice(0, 1),) * (len(shape) - 1)] if shape else None
+    pg = min(c.p, 0.9)  # Gaussian dropout refuses p == 1
+    normals = hasattr(reference, "normals")
+    calls = [
+        ("noise_shape", lambda a, **kw: cdrop.dropout(a, c.p, seed=c.seed_arg(),
+                                                       noise_shape=ns, **kw),
+         lambda a: reference.noise_dropout_ref(a, c.p, seed, c.offset, ns), True),
+        ("alpha_dropout", lambda a, **kw: cdrop.alpha_dropout(a, c.p, seed=c.seed_arg(), **kw),
+         lambda a: reference.alpha_ref(a, c.p, seed, c.offset), True),
+        ("gaussian_dropout", lambda a, **kw: cdrop.gaussian_dropout(a, pg, seed=c.seed_arg(),
+                                                                    **kw),
+         (lambda a: reference.gaussian_dropout_ref(a, pg, seed, c.offset)) if normals else None,
+         True),
+        ("gaussian_noise", lambda a, **kw: cdrop.gaussian_noise(a, 0.5, seed=c.seed_arg(), **kw),
+         (lambda a: reference.gaussian_noise_ref(a, 0.5, seed, c.offset)) if normals else None,
+         True),
+        ("dropout_add", lambda a, **kw: cdrop.dropout_add(a, residual, c.p, bias=bias,
+                                                          seed=c.seed_arg(), **kw),
+         lambda a: reference.dropout_add_ref(a, residual, c.p, seed, c.offset, bias), False),
+    ]
+    if shape:
+        calls.append(("drop_path", lambda a, **kw: cdrop.drop_path(
+            a, c.p, seed=c.seed_arg(), **{k: v for k, v in kw.items() if k != "out"}),
+            lambda a: reference.drop_path_ref(a, c.p, seed, c.offset), True))
+    return calls, res_buf
+
+
+def _assert_family_equal(name, got, expected, what):
+    """Bit for bit; for dropout_add, where two NaNs meet (x and bias, or residual and the
+    dropped-out term), any NaN: which payload survives a sum of two NaNs is the hardware's
+    choice (and the compiler may swap the operands of a sum)."""
+    if name == "dropout_add":
+        nan = np.isnan(np.asarray(expected, np.float64))
+        assert np.array_equal(nan, np.isnan(np.asarray(got, np.float64))), what
+        got, expected = np.where(nan, 0, got), np.where(nan, 0, expected)
+    assert_bits_equal(got, expected, what)
+
+
+def check_family_case(c):
+    _kernels.set_path(c.path.split("-")[0])
+    try:
+        _check_family_case(c)
+    finally:
+        _kernels.set_path("auto")
+
+
+def _check_family_case(c):
+    rng = np.random.default_rng(c.fill)
+    kw = {"offset": c.offset, "num_threads": c.num_threads}
+    xbuf = c.x.make_buffer(rng)
+    xbuf0 = xbuf.copy()
+    x = c.x.view(xbuf)
+    calls, res_buf = _family_calls(c, x, c.shape, rng)
+    res_buf0 = res_buf.copy()
+    for name, call, oracle, inplace_ok in calls:
+        expected = None if oracle is None else oracle(x)
+        y = call(x, **kw)
+        assert type(y) is np.ndarray and y.shape == c.shape and y.dtype == x.dtype, name
+        assert not np.shares_memory(y, xbuf), name
+        if expected is not None:
+            _assert_family_equal(name, y, expected, f"{name} out of place")
+        assert_unchanged(xbuf0, xbuf, f"{name} out of place")
+        assert_unchanged(res_buf0, res_buf, f"{name} (residual)")
+        if name != "drop_path":  # drop_path has no out= (timm's signature)
+            obuf = c.out.make_buffer(rng)
+            obuf0 = obuf.copy()
+            out = c.out.view(obuf)
+            assert call(x, out=out, **kw) is out, name
+            _assert_family_equal(name, out, y, f"{name} out=")
+            assert_only_elements_changed(obuf0, obuf, element_bytes(out, obuf), f"{name} out=")
+            assert_unchanged(xbuf0, xbuf, f"{name} out= (source)")
+        buf = xbuf0.copy()
+        buf.setflags(write=not c.x.readonly)
+        v = c.x.view(buf)
+        args = {"inplace": True} if inplace_ok else {"out": v}
+        if not c.x.writeable:  # refused, nothing written
+            with pytest.raises(ValueError, match=r"read-only|overlap"):
+                call(v, **args, **kw)
+            assert_unchanged(xbuf0, buf, f"{name} refused in place")
+            continue
+        r = call(v, **args, **kw)
+        assert r is (v if inplace_ok else args["out"]), name
+        _assert_family_equal(name, v, y, f"{name} in place")
+        assert_only_elements_changed(xbuf0, buf, element_bytes(v, buf), f"{name} in place")
+    assert_unchanged(res_buf0, res_buf, "residual")
+
+
+@settings(PROFILE, max_examples=150)
+@given(case=cases())
+def test_family_entry_points_match_oracles_and_stay_inside_their_views(case):
+    check_family_case(case)
+
+
 # A few pinned cases, so that the combinations the issue names are always run whatever
 # Hypothesis draws: threaded sizes in strided, misaligned and broadcast layouts, the end of the
 # index space, a Generator seed, read-only sources.
@@ -514,6 +619,11 @@ def _pinned():
 @pytest.mark.parametrize("name", list(_pinned()))
 def test_pinned_cases(name):
     check_case(_pinned()[name])
+
+
+@pytest.mark.parametrize("name", list(_pinned()))
+def test_pinned_family_cases(name):
+    check_family_case(_pinned()[name])
 
 
 def test_pinned_layouts_are_what_they_claim():
