@@ -858,11 +858,9 @@ def _plan_dropout_add(input, residual, p, training, bias, offset):
                          f"{tuple(residual.shape)}")
     if bias is not None:
         _check_operand(bias, "bias", input)
-        try:
-            fits = torch.broadcast_shapes(bias.shape, input.shape) == input.shape
-        except RuntimeError:
-            fits = False
-        if not fits:
+        # (torch.broadcast_shapes costs 30 us: more than the kernel at 1,000 elements)
+        bs, xs = tuple(bias.shape), tuple(input.shape)
+        if len(bs) > len(xs) or any(b != 1 and b != n for b, n in zip(bs[::-1], xs[::-1])):
             raise ValueError(f"bias of shape {tuple(bias.shape)} does not broadcast to input's "
                              f"shape {tuple(input.shape)}")
     p = check_p(p)
