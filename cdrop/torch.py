@@ -657,7 +657,7 @@ class _Plan:
                  residual=None, bias=None):
         self.input, self.op, self.p, self.c0, self.c1, self.c2 = input, op, p, c0, c1, c2
         # a noise shape equal to the input's is the element-wise mask (same bits, no array)
-        self.ns = None if ns is None or tuple(ns) == tuple(input.shape) else list(ns)
+        self.ns = None if ns is None or tuple(ns) == _shape(input) else list(ns)
         self.inplace, self.offset, self.residual, self.bias = inplace, offset, residual, bias
 
 
@@ -711,6 +711,13 @@ def _start(input, p, training, inplace):
     return check_p(p), as_flag(training, "training"), as_flag(inplace, "inplace")
 
 
+def _shape(t):
+    """t's shape as a tuple (of ints under torch.jit.trace, which makes sizes tensors)."""
+    if _tracing() is not None:
+        return tuple(int(n) for n in t.shape)
+    return tuple(t.shape)
+
+
 def _numel(input):
     n = input.numel()
     return int(n) if isinstance(n, Tensor) else n  # torch.jit.trace makes numel() a tensor
@@ -729,7 +736,7 @@ def _drop_plan(input, p, training, inplace, offset, ns):
 
 def _plan_noise(input, p, training, inplace, offset, noise_shape):
     p, training, inplace = _start(input, p, training, inplace)
-    ns = check_noise_shape(noise_shape, tuple(input.shape))
+    ns = check_noise_shape(noise_shape, _shape(input))
     return _drop_plan(input, p, training, inplace, offset, ns)
 
 
@@ -776,13 +783,13 @@ def _channel_noise(name, shape):
 
 def _plan_channels(name, input, p, training, inplace, offset):
     p, training, inplace = _start(input, p, training, inplace)
-    ns = _channel_noise(name, tuple(input.shape))
+    ns = _channel_noise(name, _shape(input))
     return _drop_plan(input, p, training, inplace, offset, ns)
 
 
 def _plan_alpha(input, p, training, inplace, offset, feature):
     p, training, inplace = _start(input, p, training, inplace)
-    shape = tuple(input.shape)
+    shape = _shape(input)
     ns = _feature_noise(shape, "feature_alpha_dropout") if feature else shape
     if p == 1.0:  # no finite constants: every element dropped, +0.0
         return _drop_plan(input, p, training, inplace, offset, ns)
@@ -798,7 +805,7 @@ def _plan_alpha(input, p, training, inplace, offset, feature):
 def _plan_drop_path(input, p, training, scale_by_keep, inplace, offset):
     p, training, inplace = _start(input, p, training, inplace)
     scale_by_keep = as_flag(scale_by_keep, "scale_by_keep")
-    shape = tuple(input.shape)
+    shape = _shape(input)
     if not shape:
         raise ValueError("input must have at least 1 dimension for drop_path (axis 0: the "
                          "samples), got 0")
@@ -859,7 +866,7 @@ def _plan_dropout_add(input, residual, p, training, bias, offset):
     if bias is not None:
         _check_operand(bias, "bias", input)
         # (torch.broadcast_shapes costs 30 us: more than the kernel at 1,000 elements)
-        bs, xs = tuple(bias.shape), tuple(input.shape)
+        bs, xs = _shape(bias), _shape(input)
         if len(bs) > len(xs) or any(b != 1 and b != n for b, n in zip(bs[::-1], xs[::-1])):
             raise ValueError(f"bias of shape {tuple(bias.shape)} does not broadcast to input's "
                              f"shape {tuple(input.shape)}")

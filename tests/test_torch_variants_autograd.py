@@ -224,3 +224,26 @@ def test_checkpoint_of_a_seeded_variant_layer_is_an_error_and_seed_none_recomput
         grads.append(x.grad)
         x.grad = None
     assert torch.equal(*grads) and grads[0].abs().sum() > 0
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:DeprecationWarning")
+def test_traced_functions_compute_the_family_of_their_new_input():
+    x = torch.randn(4, 3, 5, 5)
+    for fn in (lambda t: ct.dropout2d(t, 0.5, seed=3),
+               lambda t: ct.dropout_add(t, t * 2, 0.5, seed=3, bias=t[0, 0, 0]),
+               lambda t: ct.gaussian_noise(t, 0.5, seed=3),
+               lambda t: ct.dropout(t, 0.5, seed=3, noise_shape=(None, 1, 5, 1))):
+        traced = torch.jit.trace(fn, (x,), check_trace=False)
+        y = torch.randn(4, 3, 5, 5)
+        assert torch.equal(traced(y), fn(y))
+    traced = torch.jit.trace(lambda t: ct.alpha_dropout(t, 0.5, True), (x,), check_trace=False)
+    assert not torch.equal(traced(x), traced(x))  # seed=None: a key drawn per run
+
+
+def test_torch_func_transforms_are_clear_errors():
+    x = torch.randn(4, 3, 5)
+    with pytest.raises(TypeError, match="torch.func transform"):
+        torch.func.vmap(lambda t: ct.dropout1d(t, 0.5, seed=1))(x)
+    with pytest.raises(RuntimeError, match="setup_context"):
+        torch.func.grad(lambda t: ct.alpha_dropout(t, 0.5, True, seed=1).sum())(x)
