@@ -627,21 +627,6 @@ class _EagerVariant(torch.autograd.Function):
         return (*_grads(grad, ctx.spec, ctx.bias_shape, _run_eager, ctx.needs_input_grad[:3]),
                 None)
 
-    @staticmethod
-    def jvp(ctx, t_input, t_residual, t_bias, _):
-        # forward-mode AD: every variant is affine in its tensors, the tangent goes through
-        # the linear part (the same mask, scale or normals)
-        spec = ctx.spec
-        op = spec[3]
-        if op == OP_ADD and t_bias is not None:
-            t_input = t_bias.expand(t_input.shape) if t_input is None else t_input + t_bias
-        out = None
-        if t_input is not None:
-            out = _grads(t_input, spec, None, _run_eager)[0]
-        if op == OP_ADD and t_residual is not None:
-            out = t_residual if out is None else out + t_residual
-        return out
-
 
 def _run_eager(t, spec):
     return _EagerVariant.apply(t, None, None, spec)
@@ -661,19 +646,25 @@ class _Plan:
         self.inplace, self.offset, self.residual, self.bias = inplace, offset, residual, bias
 
 
-def _execute(plan, seed, key=None):
+def _execute(plan, seed, key=None, via_op=False):
     """Run a checked plan with `seed` (None, a torch.Generator or an int, checked), or with
     `key`, a 0-d int64 tensor (a compiled layer's derived key).  A tensor instead of a plan
-    (nothing to do: eval mode, p == 0) is returned as it is."""
+    (nothing to do: eval mode, p == 0) is returned as it is.  via_op: through the operators
+    even in eager mode (torch.func's wrapped tensors have no memory of their own; the
+    dispatcher unwraps them)."""
     if not isinstance(plan, _Plan):
         return plan
     input, residual, bias = plan.input, plan.residual, plan.bias
     random = plan.op in (OP_GMUL, OP_GADD) or 0.0 < plan.p < 1.0
     if not random and key is None:
         seed = 0  # p == 0 or 1: no key is needed, none is drawn
-    if (key is None and not _is_compiling() and not _dispatch_modes() and not _function_modes()
-            and _tracing() is None):
-        # eager: the kernels directly, autograd through _EagerVariant (also forward-mode AD)
+    if _fwad._current_level >= 0 and key is None and not _is_compiling():
+        out = _dual(plan, seed)
+        if out is not None:
+            return out
+    if (key is None and not via_op and not _is_compiling() and not _dispatch_modes()
+            and not _function_modes() and _tracing() is None):
+        # eager: the kernels directly, autograd through _EagerVariant
         if type(seed) is int:
             k = seed
         elif seed is None:
@@ -682,8 +673,7 @@ def _execute(plan, seed, key=None):
             k = int(_draw_key(seed)) % U64
         spec = (k, plan.offset, plan.p, plan.op, plan.c0, plan.c1, plan.c2, plan.ns)
         tensors = [t for t in (input, residual, bias) if t is not None]
-        if (_grad_enabled() and any(t.requires_grad for t in tensors)
-                or _fwad._current_level >= 0):
+        if _grad_enabled() and any(t.requires_grad for t in tensors):
             out = _EagerVariant.apply(input, residual, bias, spec)
             return input.copy_(out) if plan.inplace else out
         if plan.inplace:
@@ -703,6 +693,39 @@ def _execute(plan, seed, key=None):
         return input.copy_(_variant_op(input, *args))  # as _run_op: autograd, version counter
     _variant_inplace_op(input, *args)
     return input
+
+
+def _dual(plan, seed):
+    """Forward-mode AD (torch.autograd.forward_ad, torch.func.jvp), which the operators have no
+    formula for: the primals through the plan and the tangents through its linear part, with
+    one key.  None when no operand carries a tangent."""
+    duals = [None if t is None else _fwad.unpack_dual(t)
+             for t in (plan.input, plan.residual, plan.bias)]
+    ti, tr, tb = (None if d is None else d.tangent for d in duals)
+    if ti is None and tr is None and tb is None:
+        return None
+    if type(seed) is not int:
+        seed = int(_draw_key(seed)) % U64  # last: nothing can fail any more
+    primal = _Plan(duals[0].primal, plan.op, plan.p, plan.c0, plan.c1, plan.c2, plan.ns,
+                   False, plan.offset, None if duals[1] is None else duals[1].primal,
+                   None if duals[2] is None else duals[2].primal)
+    y = _execute(primal, seed, via_op=True)
+    op, shape = plan.op, tuple(y.shape)
+    if op == OP_ADD and tb is not None:
+        ti = tb.expand(shape) if ti is None else ti + tb
+    if ti is None:
+        ty = None
+    elif op == OP_GADD:
+        ty = ti  # y = x + c0 * z
+    else:  # the same mask and scale (alpha: a), or the same normals (y = x * (1 + c0 * z))
+        linear = _Plan(ti, OP_GMUL if op == OP_GMUL else OP_DROP, plan.p, plan.c0,
+                       offset=plan.offset)
+        linear.ns = plan.ns
+        ty = _execute(linear, seed, via_op=True)
+    if op == OP_ADD and tr is not None:
+        ty = tr if ty is None else ty + tr
+    out = _fwad.make_dual(y, torch.zeros_like(y) if ty is None else ty)
+    return plan.input.copy_(out) if plan.inplace else out
 
 
 def _start(input, p, training, inplace):

@@ -241,7 +241,30 @@ def test_traced_functions_compute_the_family_of_their_new_input():
     assert not torch.equal(traced(x), traced(x))  # seed=None: a key drawn per run
 
 
-def test_torch_func_transforms_are_clear_errors():
+@pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
+@pytest.mark.parametrize("name", list(FUNCS))
+def test_torch_func_jvp_is_the_tangent_through_the_linear_part(name):
+    x = torch.randn(4, 6, 5, dtype=torch.float64)
+    v = torch.randn(4, 6, 5, dtype=torch.float64)
+    y, tangent = torch.func.jvp(FUNCS[name], (x,), (v,))
+    assert torch.equal(y, FUNCS[name](x))
+    x.requires_grad_()
+    torch.testing.assert_close(tangent, torch.autograd.functional.jvp(FUNCS[name], x, v)[1])
+
+
+def test_dropout_add_forward_ad_with_tangents_on_residual_and_bias():
+    import torch.autograd.forward_ad as fwAD
+
+    x, r = torch.randn(2, 3, 4, dtype=torch.float64).unbind()
+    b, tb = torch.randn(2, 4, dtype=torch.float64).unbind()
+    tr = torch.randn(3, 4, dtype=torch.float64)
+    with fwAD.dual_level():
+        y = ct.dropout_add(x, fwAD.make_dual(r, tr), 0.5, bias=fwAD.make_dual(b, tb), seed=3)
+        tangent = fwAD.unpack_dual(y).tangent
+    assert torch.equal(tangent, tr + ct.dropout(tb.expand(3, 4), 0.5, seed=3))
+
+
+def test_torch_func_vmap_and_grad_are_clear_errors():
     x = torch.randn(4, 3, 5)
     with pytest.raises(TypeError, match="torch.func transform"):
         torch.func.vmap(lambda t: ct.dropout1d(t, 0.5, seed=1))(x)
