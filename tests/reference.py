@@ -595,7 +595,7 @@ def normals_from_words(w):
     if w.size % 2:
         raise ValueError("normals_from_words needs an even number of words")
     a, b = w[0::2], w[1::2]
-    # Underflow happens (w = z * z for u within 2^-31 of 1) and is harmless: see the C header.
+    # Underflow happens (w = z * z for u within about 2^-30 of 1) and is harmless: see normal.h.
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         # Radius: r^2 = -2 ln u, u = (a + 1/2) 2^-32, v = 1 - u, fdlibm's logf.
         u = _odd_float(a) * _F(2.0**-33)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cdrop
+import reference
 from cdrop import _kernels as K
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -42,11 +43,9 @@ def bits(a):
 
 
 def _normals(shape, seed, offset):
-    """The normals of the stream, as OP_GADD gives them on -0.0 with C0 = 1: -0.0 + z == z."""
-    z = np.empty(shape, np.float32)
-    assert K.apply_variant(K.OP_GADD, np.full(shape, -0.0, np.float32), z, seed, offset, 0.5, 1,
-                           c0=1.0)
-    return z
+    """The stream's float32 normals of a C-ordered array of `shape` (docs/rng.md, "Normal
+    numbers"), from the pure-NumPy reference."""
+    return reference.normals(seed, offset, int(np.prod(shape))).reshape(shape)
 
 
 def oracle(op, x, seed, offset, p, keep, r, b, c0, c1, c2):

@@ -1,7 +1,7 @@
 /*
  * normal.h -- cdrop's counter-based standard normals (docs/rng.md, section "Normal numbers").
  * Pure C99: no Python.h, no globals, no libm.  tests/reference.py (`normals`) is the NumPy twin
- * and must agree bit for bit; the lead's producers (isa_*.c) feed the words.
+ * and must agree bit for bit; producer_normal.inc.h feeds the words, per instruction set.
  *
  * Design.  Element g takes the 32-bit word of section 4's lanes seeded with
  * cdrop_normal_key(key) for block g >> 12; the words of lanes 2m and 2m+1 of one step make a
@@ -23,11 +23,14 @@
  * change the last bit on the paths that have FMA (AVX2 and AVX-512 here), so it must never be
  * contracted.  It also assumes round-to-nearest, the default environment Python runs in.
  * Flush-to-zero and denormals-are-zero do not change the bits: the only subnormals are w and t1
- * in the log when u is within 2^-31 of 1, and they are far below the last bit of t2.
+ * in the log when u is within about 2^-30 of 1, and they are far below the last bit of t2.
  *
  * Speed.  GCC vectorises the loop only with -fno-math-errno: otherwise sqrtf keeps a call to
  * libm (to set errno for a negative argument, which cannot happen here) and the loop stays
- * scalar, 4x slower; the bits are the same either way.
+ * scalar, 4x slower; the bits are the same either way.  Measured (bench/normal_transform.py,
+ * words in L1): about 1.8, 1.0 and 0.7 ns per normal for the baseline, AVX2 and AVX-512 on a
+ * 2-core Xeon VM, where np.multiply(x, c, out=x) on 4M float32 takes 0.18 ns per element.  The
+ * radius (conversions, log, sqrt) is about half of it, the angle a quarter.
  *
  * Accuracy (tests/test_normal_statistics.py measures it against float64 Box-Muller on the same
  * words, the extreme words included): a few float32 ulps of r cos theta, relative, everywhere:
