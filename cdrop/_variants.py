@@ -111,7 +111,7 @@ def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0
         keepb = None
         if keep is not None:
             _kernels.keep_mask(keep, keep.size, seed, offset, p, n_threads, False)
-            keepb = np.broadcast_to(keep, xb.shape)
+            keepb = _apply.broadcast_view(keep, xb.shape)
         _apply.run(op, src, dst, seed, offset, p, n_threads, keepb, None, None, *c)
         if dst is not ob:
             np.copyto(ob, dst)
@@ -533,20 +533,21 @@ def dropout_add(
     if rb.shape != xb.shape:
         raise ValueError(f"residual has shape {rb.shape}, but x has shape {xb.shape}; they "
                          "must match")
-    bb = bfull = None
+    bb = None
     if bias is not None:
         bb = _operand(bias, xb, "bias")
-        try:
-            bfull = np.broadcast_to(bb, xb.shape)
-        except ValueError:
+        # (by hand: np.broadcast_to costs microseconds, and more again when the kernel takes
+        # its buffer)
+        if bb.ndim > xb.ndim or any(b != 1 and b != n for b, n in
+                                    zip(bb.shape[::-1], xb.shape[::-1])):
             raise ValueError(f"bias of shape {bb.shape} does not broadcast to x's shape "
-                             f"{xb.shape}") from None
+                             f"{xb.shape}")
     ob = None
     if out is not None:
         ob = check_out(out, xb)
         check_other_operand(ob, rb, "residual")
-        if bfull is not None:
-            check_other_operand(ob, bfull, "bias")
+        if bb is not None:
+            check_other_operand(ob, np.broadcast_to(bb, xb.shape), "bias")
     n_threads = _threads.resolve(num_threads)
     offset = check_offset(offset, xb.size)
     seed = check_seed(seed)
@@ -557,9 +558,9 @@ def dropout_add(
     # inf and inf - inf are legitimate results of the definition)
     if not training or p == 0.0:  # residual + (x + bias): no kernel
         t = xb
-        if bfull is not None:
+        if bb is not None:
             with np.errstate(all="ignore"):
-                t = np.add(xb, bfull)  # allocated before the seed is drawn
+                t = np.add(xb, bb)  # allocated before the seed is drawn
         if training and type(seed) is not int:
             seed = _seed.draw(seed)  # p == 0 consumes a seed, as cdrop.dropout does
         with np.errstate(all="ignore"):
@@ -572,7 +573,11 @@ def dropout_add(
             np.add(rb, xb.dtype.type(0), out=ob)  # residual + (+0.0), the sum with zeros
         return _result(x, xb, out, ob, fresh)
     src, ra = _apply.aligned(xb), _apply.aligned(rb)
-    bfa = None if bb is None else np.broadcast_to(_apply.aligned(bb), xb.shape)
+    bfa = None
+    if bb is not None:  # a C-contiguous aligned copy if need be (small), broadcast
+        if not (bb.flags.c_contiguous and _apply.kernel_aligned(bb)):
+            bb = np.array(bb, order="C")  # a new (so aligned) array
+        bfa = _apply.broadcast_view(bb, xb.shape)
     dst = ob if _apply.kernel_aligned(ob) else empty_like(xb)
     if type(seed) is not int:
         seed = _seed.draw(seed)  # last: everything that can fail has been done
