@@ -491,7 +491,7 @@ def _run_op(input, key, offset, p, inplace):
 # (key, offset) and broadcast, so that backward recomputes it too and nothing is saved.
 # ---------------------------------------------------------------------------------------------
 _apply_variant = _kernels.apply_variant
-OP_DROP, OP_ALPHA, OP_ADD, OP_GMUL, OP_GADD = (
+_OP_DROP, _OP_ALPHA, _OP_ADD, _OP_GMUL, _OP_GADD = (
     _kernels.OP_DROP, _kernels.OP_ALPHA, _kernels.OP_ADD, _kernels.OP_GMUL, _kernels.OP_GADD)
 
 _alpha_constants = _variants.alpha_constants  # PyTorch's (a, b, a * alpha' + b)
@@ -536,7 +536,8 @@ def _variant_fill(src, dst, spec, residual, bias):
     threads = torch.get_num_threads() if n >= MIN_PARALLEL else 1
     s, bf16 = _view(src)
     d = s if dst is src else _view(dst)[0]
-    keep = _keep_array(s.shape, ns, key, offset, p) if op in (OP_DROP, OP_ALPHA, OP_ADD) else None
+    masked = op in (_OP_DROP, _OP_ALPHA, _OP_ADD)
+    keep = _keep_array(s.shape, ns, key, offset, p) if masked else None
     r = None if residual is None else _view(_values(residual))[0]
     b = None if bias is None else _view(_values(bias).expand(src.shape))[0]
     if not _apply_variant(op, s, d, key, offset, p, threads, keep, r, b, c0, c1, c2, bf16):
@@ -551,17 +552,17 @@ def _variant_fill(src, dst, spec, residual, bias):
 def _grads(grad, spec, bias_shape, run, needs=(True, True, True)):
     """(grad_input, grad_residual, grad_bias) of a variant, with run(t, spec) applying an
     operator spec to t: the mask (or the normals) recomputed from the key, nothing saved.
-    `needs`: which of the three autograd asks for (OP_ADD skips the pass it does not need)."""
+    `needs`: which of the three autograd asks for (_OP_ADD skips the pass it does not need)."""
     key, offset, p, op, c0, c1, c2, ns = spec
-    if op == OP_GADD:
+    if op == _OP_GADD:
         return grad, None, None  # y = x + c0 * z
-    if op == OP_GMUL:
+    if op == _OP_GMUL:
         return run(grad, spec), None, None  # y = x * (1 + c0 * z)
-    if op == OP_ADD and not (needs[0] or needs[2] and bias_shape is not None):
+    if op == _OP_ADD and not (needs[0] or needs[2] and bias_shape is not None):
         return None, grad, None  # only the residual's: no pass over the data
-    # OP_DROP, OP_ALPHA (a kept element is a * x + b: d/dx is a = c0) and OP_ADD's input
-    gi = run(grad, (key, offset, p, OP_DROP, c0, 0.0, 0.0, ns))
-    if op != OP_ADD:
+    # _OP_DROP, _OP_ALPHA (a kept element is a * x + b: d/dx is a = c0) and _OP_ADD's input
+    gi = run(grad, (key, offset, p, _OP_DROP, c0, 0.0, 0.0, ns))
+    if op != _OP_ADD:
         return gi, None, None
     return gi, grad, None if bias_shape is None else gi.sum_to_size(bias_shape)
 
@@ -660,7 +661,7 @@ def _execute(plan, seed, key=None, via_op=False):
     if not isinstance(plan, _Plan):
         return plan
     input, residual, bias = plan.input, plan.residual, plan.bias
-    random = plan.op in (OP_GMUL, OP_GADD) or 0.0 < plan.p < 1.0
+    random = plan.op in (_OP_GMUL, _OP_GADD) or 0.0 < plan.p < 1.0
     if not random and key is None:
         seed = 0  # p == 0 or 1: no key is needed, none is drawn
     if _fwad._current_level >= 0 and key is None and not _is_compiling():
@@ -716,18 +717,18 @@ def _dual(plan, seed):
                    None if duals[2] is None else duals[2].primal)
     y = _execute(primal, seed, via_op=True)
     op, shape = plan.op, tuple(y.shape)
-    if op == OP_ADD and tb is not None:
+    if op == _OP_ADD and tb is not None:
         ti = tb.expand(shape) if ti is None else ti + tb
     if ti is None:
         ty = None
-    elif op == OP_GADD:
+    elif op == _OP_GADD:
         ty = ti  # y = x + c0 * z
     else:  # the same mask and scale (alpha: a), or the same normals (y = x * (1 + c0 * z))
-        linear = _Plan(ti, OP_GMUL if op == OP_GMUL else OP_DROP, plan.p, plan.c0,
+        linear = _Plan(ti, _OP_GMUL if op == _OP_GMUL else _OP_DROP, plan.p, plan.c0,
                        offset=plan.offset)
         linear.ns = plan.ns
         ty = _execute(linear, seed, via_op=True)
-    if op == OP_ADD and tr is not None:
+    if op == _OP_ADD and tr is not None:
         ty = tr if ty is None else ty + tr
     out = _fwad.make_dual(y, torch.zeros_like(y) if ty is None else ty)
     return plan.input.copy_(out) if plan.inplace else out
@@ -758,7 +759,7 @@ def _drop_plan(input, p, training, inplace, offset, ns):
         _check_inplace(input, p)
     if not training or p == 0.0:
         return input
-    return _Plan(input, OP_DROP, p, 1 / (1 - p) if p < 1.0 else 0.0, ns=ns, inplace=inplace,
+    return _Plan(input, _OP_DROP, p, 1 / (1 - p) if p < 1.0 else 0.0, ns=ns, inplace=inplace,
                  offset=offset)
 
 
@@ -827,7 +828,7 @@ def _plan_alpha(input, p, training, inplace, offset, feature):
     if not training or p == 0.0:
         return input
     a, b, c2 = _alpha_constants(p)
-    return _Plan(input, OP_ALPHA, p, a, b, c2, ns=ns, inplace=inplace, offset=offset)
+    return _Plan(input, _OP_ALPHA, p, a, b, c2, ns=ns, inplace=inplace, offset=offset)
 
 
 def _plan_drop_path(input, p, training, scale_by_keep, inplace, offset):
@@ -856,7 +857,7 @@ def _plan_gaussian_dropout(input, p, training, inplace, offset):
         _check_inplace(input, p)
     if not training or p == 0.0:
         return input
-    return _Plan(input, OP_GMUL, p, math.sqrt(p / (1 - p)), inplace=inplace, offset=offset)
+    return _Plan(input, _OP_GMUL, p, math.sqrt(p / (1 - p)), inplace=inplace, offset=offset)
 
 
 def _check_stddev(stddev):
@@ -872,7 +873,7 @@ def _plan_gaussian_noise(input, stddev, training, inplace, offset):
         _check_inplace(input, 0.5 if stddev else 0.0)
     if not training or stddev == 0.0:
         return input
-    return _Plan(input, OP_GADD, 0.5, stddev, inplace=inplace, offset=offset)
+    return _Plan(input, _OP_GADD, 0.5, stddev, inplace=inplace, offset=offset)
 
 
 def _check_operand(t, name, input):
@@ -903,7 +904,7 @@ def _plan_dropout_add(input, residual, p, training, bias, offset):
     offset = check_offset(offset, _numel(input))
     if not training:
         p = 0.0  # residual + (input + bias): every element kept, no key drawn
-    return _Plan(input, OP_ADD, p, 1 / (1 - p) if p < 1.0 else 0.0, offset=offset,
+    return _Plan(input, _OP_ADD, p, 1 / (1 - p) if p < 1.0 else 0.0, offset=offset,
                  residual=residual, bias=bias)
 
 

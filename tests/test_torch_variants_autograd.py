@@ -131,7 +131,7 @@ def test_forward_mode_ad_carries_the_tangent(name):
 def test_opcheck_passes():
     x = torch.randn(4, 3, 6, 5)
     key = torch.tensor(-5, dtype=torch.int64)
-    ops = ct
+    ops = cdrop._kernels
     for args in [(x, key, 3, 0.3, ops.OP_DROP, 1 / 0.7, 0.0, 0.0, [4, 3, 1, 1], None, None),
                  (x.transpose(1, 3), key, 0, 0.3, ops.OP_ALPHA, 1.3, 0.2, -0.9, None, None,
                   None),
