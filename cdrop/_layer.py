@@ -91,6 +91,11 @@ class _Layer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         calls = state.pop("_calls", 0)
+        last = state.get("_last")
+        if last == "eval":  # pickled by cdrop 0.1's Dropout
+            state["_last"] = (None, None, None, None, False)
+        elif type(last) is tuple and len(last) == 3:
+            state["_last"] = last + (None, False)
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._start(calls)

@@ -409,3 +409,22 @@ def test_zero_d_inputs():
         y = fn(x, 0.5, seed=s)
         assert y.shape == () and y.dtype == x.dtype
         assert_bits_equal(y, fn(np.array([1.5], np.float32), 0.5, seed=s)[0])
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_gaussian_dropout_noise_has_mean_1_and_variance_p_over_1_minus_p(p):
+    n = 1_000_000
+    noise = cdrop.gaussian_dropout(np.ones(n), p, seed=3)
+    var = p / (1 - p)
+    # CLT: standard errors sqrt(var/n) for the mean and sqrt(2/n)*var for the variance
+    # (normal noise); 6 sigma
+    assert abs(noise.mean() - 1) < 6 * np.sqrt(var / n)
+    assert abs(noise.var() - var) < 6 * np.sqrt(2 / n) * var
+
+
+@pytest.mark.parametrize("stddev", [0.01, 1.0, 30.0])
+def test_gaussian_noise_has_mean_0_and_the_given_stddev(stddev):
+    n = 1_000_000
+    noise = cdrop.gaussian_noise(np.zeros(n, np.float32), stddev, seed=4).astype(np.float64)
+    assert abs(noise.mean()) < 6 * stddev / np.sqrt(n)
+    assert abs(noise.var() - stddev**2) < 6 * np.sqrt(2 / n) * stddev**2
