@@ -951,8 +951,12 @@ class DropoutAdd(_Layer):
         def run(x, training, seed, p):
             return _variants.dropout_add(x, residual, p, training, bias=bias, seed=seed)
 
-        # bias's shape and x's dtype, for grad_bias
-        info = None if bias is None else (lambda y: (np.shape(bias), base(y).dtype))
+        # for grad_bias: the shape of the bias the forward read (through the base class, as
+        # dropout_add reads it: a subclass's `shape` can claim anything), x's dtype, and the
+        # output's shape (grad's shape is checked against it also where grad_x is grad)
+        info = None if bias is None else (
+            lambda y: (base(bias).shape if isinstance(bias, _ndarray) else np.shape(bias),
+                       base(y).dtype, base(y).shape))
         return self._forward(x, training, run, info)
 
     def __call__(self, x: ArrayLike, residual: ArrayLike, training: Flag | None = None, *,
@@ -988,11 +992,19 @@ class DropoutAdd(_Layer):
         return f"DropoutAdd(p={self._p!r})"
 
 
-def _bias_grad(gx, bshape, dtype):
-    """grad_x summed over the axes along which a bias of shape `bshape` was broadcast."""
+def _bias_grad(gx, bshape, dtype, shape=None):
+    """grad_x summed over the axes along which a bias of shape `bshape` was broadcast; `shape`:
+    the forward output's (None in records made before it was kept)."""
     g = base(as_float_array(gx, "grad"))
+    if shape is not None and g.shape != shape:  # evaluation mode: grad_x is grad, unchecked
+        raise ValueError(
+            f"grad has shape {g.shape}, but the last forward output had shape {shape}"
+        )
     lead = g.ndim - len(bshape)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(bshape)
                                       if d == 1 and g.shape[lead + i] != 1)
     acc = np.float64 if dtype == np.float64 else np.float32
-    return g.astype(acc).sum(axis=axes).reshape(bshape).astype(dtype)
+    # IEEE sums without warnings (overflow to inf, inf - inf), as the family's kernels give
+    # their results
+    with np.errstate(all="ignore"):
+        return g.astype(acc).sum(axis=axes).reshape(bshape).astype(dtype)
