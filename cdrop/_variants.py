@@ -485,6 +485,19 @@ def gaussian_noise(
                      _apply.OP_GADD)
 
 
+def _operand_mask(x, residual, bias, shape):
+    """The mask of residual + dropout(x + bias) when residual or bias is a masked array with a
+    mask (x's own, too), broadcast to x's shape; None when neither is."""
+    if not any(isinstance(a, np.ma.MaskedArray) and np.ma.getmask(a) is not np.ma.nomask
+               for a in (residual, bias)):
+        return None
+    mask = np.zeros(shape, dtype=bool)
+    for a in (x, residual, bias):
+        if isinstance(a, np.ma.MaskedArray) and np.ma.getmask(a) is not np.ma.nomask:
+            mask |= np.ma.getmaskarray(a)  # (broadcasts a bias's mask along x's axes)
+    return mask
+
+
 def _operand(a, xb, name):
     """residual or bias as a plain ndarray of x's dtype (array-likes converted)."""
     ab = as_float_array(a, name)
@@ -615,6 +628,12 @@ def dropout_add(
     fresh = ob is None
     if fresh:
         ob = empty_like(xb)
+        # A masked residual or bias masks the result where it is masked, as NumPy's sum does
+        # (a masked x is handled by _result, as in cdrop.dropout); the mask is made now, before
+        # the seed is drawn, since it allocates.
+        mask = _operand_mask(x, residual, bias, xb.shape)
+        if mask is not None:
+            x = np.ma.masked_array(xb, mask=mask)  # _result wraps ob with this mask
     # NumPy's adds below: IEEE results without warnings, as the kernel gives them (overflow to
     # inf and inf - inf are legitimate results of the definition)
     if not training or p == 0.0:  # residual + (x + bias): no kernel

@@ -87,11 +87,6 @@ def test_eval_mode_backward_refuses_a_grad_of_another_shape_for_grad_bias():
 # ---------------------------------------------------------------------------------------------
 # dropout_add and masked arrays
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "dropout_add reads residual (and bias) through the base class and ignores their masks: "
-    "a masked residual element's hidden value becomes an ordinary value of the result (the "
-    "class of bug fixed for a masked x in tests/test_masked_array_results.py). Not fixed here: "
-    "whether a plain x with a masked residual returns a MaskedArray is an API decision"))
 @pytest.mark.parametrize("training", [True, False])
 def test_a_masked_residual_element_stays_masked(training):
     x = np.ones(4, np.float32)
@@ -100,3 +95,12 @@ def test_a_masked_residual_element_stays_masked(training):
     expected = r + cdrop.dropout(x, 0.5, training, seed=1)  # NumPy: masked where r is
     assert isinstance(y, np.ma.MaskedArray)
     np.testing.assert_array_equal(np.ma.getmaskarray(y), np.ma.getmaskarray(expected))
+    np.testing.assert_array_equal(y.compressed(), expected.compressed())
+
+
+def test_a_masked_bias_masks_its_column():
+    x = np.ones((3, 4), np.float32)
+    b = np.ma.masked_array(np.zeros(4, np.float32), mask=[0, 1, 0, 0])
+    y = cdrop.dropout_add(x, x, 0.5, bias=b, seed=1)
+    assert isinstance(y, np.ma.MaskedArray)
+    assert np.ma.getmaskarray(y)[:, 1].all() and not np.ma.getmaskarray(y)[:, [0, 2, 3]].any()
