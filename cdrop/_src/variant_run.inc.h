@@ -5,6 +5,7 @@
  *   CDROP_VR_NORMAL           1: k points to float32 normals (GMUL, GADD), 0: to keep bytes
  *   CDROP_VR_ELEM(x, r, b, k) the result in the working type W from the inputs in W and the
  *                             keep byte (0/1) or normal; uses the constants C0, C1, C2, Z0
+ *   CDROP_VR_DROPPED_CONST    1: a dropped element's value does not depend on the inputs
  * and the dtype's macros T (storage), W (working type), CDROP_VLOAD(const T *),
  * CDROP_VSTORE(T *, W), CDROP_VZERO (the T whose bits are all zero).
  *
@@ -47,6 +48,15 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
         K kc;
         memcpy(&kc, p->k, sizeof kc);
         T *y = (T *)p->y;
+#if CDROP_VR_DROPPED_CONST
+        if (!kc) { /* a dropped channel or sample: its value needs no input, so x is not read */
+            T fill;
+            CDROP_VSTORE(&fill, CDROP_VR_ELEM(Z0, Z0, Z0, kc));
+            for (int64_t i = 0; i < n; i++)
+                y[i] = fill;
+            return;
+        }
+#endif
         for (int64_t i0 = 0; i0 < n; i0 += 64) {
             const int m = n - i0 < 64 ? (int)(n - i0) : 64;
             W v[64];
@@ -77,3 +87,4 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
 #undef CDROP_VR_NAME
 #undef CDROP_VR_NORMAL
 #undef CDROP_VR_ELEM
+#undef CDROP_VR_DROPPED_CONST
