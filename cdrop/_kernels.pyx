@@ -509,6 +509,25 @@ cdef int _check_operand(const Py_buffer *sv, const Py_buffer *ov, str name,
     return 0
 
 
+cdef inline Py_ssize_t _bias_stride(const Py_buffer *bv, int ndim, int d) noexcept:
+    # A bias of x's ndim has its own strides; a 1-D row of x's last length (dropout_add's
+    # common bias, passed without a broadcast view: NumPy takes microseconds to make one and
+    # to export its buffer) is broadcast along the leading axes.
+    if bv.ndim == ndim:
+        return bv.strides[d]
+    return bv.strides[0] if d == ndim - 1 else 0
+
+
+cdef int _check_row(const Py_buffer *sv, const Py_buffer *bv, Py_ssize_t itemsize) except -1:
+    # apply_variant: a 1-D bias is a row of src's last length, with src's item size.
+    if bv.itemsize != itemsize:
+        raise ValueError(
+            f"apply_variant: bias has items of {bv.itemsize} bytes; expected {itemsize}")
+    if bv.shape == NULL or bv.strides == NULL or bv.shape[0] != sv.shape[sv.ndim - 1]:
+        raise ValueError("apply_variant: a 1-D bias must have src's last length")
+    return 0
+
+
 cdef void _vlayout(cdrop_vjob *job, const Py_buffer *sv, const Py_buffer *dv,
                    const Py_buffer *rv, const Py_buffer *bv, const Py_buffer *kv) noexcept:
     # The shape and the five stride vectors into the job, dropping length-1 axes and merging
@@ -524,7 +543,7 @@ cdef void _vlayout(cdrop_vjob *job, const Py_buffer *sv, const Py_buffer *dv,
         x = sv.strides[d]
         y = dv.strides[d]
         r = rv.strides[d] if rv != NULL else x
-        b = bv.strides[d] if bv != NULL else x
+        b = _bias_stride(bv, sv.ndim, d) if bv != NULL else x
         k = kv.strides[d] if kv != NULL else 0
         if (nd > 0 and job.sx[nd - 1] == x * n and job.sy[nd - 1] == y * n
                 and job.sr[nd - 1] == r * n and job.sb[nd - 1] == b * n
@@ -571,9 +590,9 @@ cdef bint _fused(const Py_buffer *sv, const Py_buffer *dv, const Py_buffer *rv,
         return False
     if bv != NULL and last >= 0:
         for d in range(last):
-            if bv.shape[d] != 1 and bv.strides[d] != 0:
+            if sv.shape[d] != 1 and _bias_stride(bv, sv.ndim, d) != 0:
                 return False
-        if bv.shape[last] != 1 and bv.strides[last] != bv.itemsize:
+        if sv.shape[last] != 1 and _bias_stride(bv, sv.ndim, last) != bv.itemsize:
             return False
     return True
 
@@ -610,7 +629,7 @@ cdef int _run_fused(int op, const Py_buffer *sv, const Py_buffer *dv, const Py_b
     job.args.res = rv.buf if rv != NULL else NULL
     if bv != NULL:
         job.args.bias = bv.buf
-        job.args.bias_n = bv.shape[bv.ndim - 1] if bv.ndim > 0 else 1
+        job.args.bias_n = sv.shape[sv.ndim - 1] if sv.ndim > 0 else 1
     else:
         if f64:
             job.args.bias = <const void *>&_NO_BIAS_F64[0]
@@ -644,9 +663,10 @@ def apply_variant(int op, src, dst, uint64_t seed, uint64_t offset, double p,
     (any strides, 0 included: a broadcast noise-shape mask), or None for the stream's mask of
     (seed, offset, p), which then needs 0 < p < 1.  z: the float32 normal of (seed, global
     index).  The item size says the dtype, as for :func:`apply` (``bf16``).  ``residual``
-    (OP_ADD only, required) and ``bias`` (OP_ADD only, a broadcast view of src's shape) have
-    src's dtype.  ``dst`` may be ``src`` or, for OP_ADD, ``residual``, element for element
-    (the caller checks overlaps).
+    (OP_ADD only, required) and ``bias`` (OP_ADD only: a broadcast view of src's shape, or a
+    1-D row of src's last length, broadcast along the other axes) have src's dtype.  ``dst``
+    may be ``src`` or, for OP_ADD, ``residual``, element for element (the caller checks
+    overlaps).
 
     Returns False, having written nothing, if an operand is not aligned for its dtype.  Raises
     ValueError, having written nothing, if the operands disagree (ndim, shape, item size), an
@@ -695,7 +715,10 @@ def apply_variant(int op, src, dst, uint64_t seed, uint64_t offset, double p,
         if rv != NULL:
             _check_operand(sv, rv, "residual", isz)
         if bv != NULL:
-            _check_operand(sv, bv, "bias", isz)
+            if bv.ndim == 1 and sv.ndim > 1:  # a row along the last axis (_bias_stride)
+                _check_row(sv, bv, isz)
+            else:
+                _check_operand(sv, bv, "bias", isz)
         if kv != NULL:
             _check_operand(sv, kv, "keep", 1)
         if not (_aligned(sv) and _aligned(dv) and (rv == NULL or _aligned(rv))

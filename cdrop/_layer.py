@@ -4,9 +4,10 @@ seeding (a call counter, derive(seed, call)), the modes (train/eval, and a per-c
 
 A training-mode forward call records ``(call seed, parameters, shape, info, forced)`` in
 ``_last``: backward recomputes the mask or noise from that seed, storing none.  An
-evaluation-mode forward records ``(None, None, None, info, forced)``.  `forced` says that the
-call overrode the layer's mode (``training=True/False``); backward then follows that call's
-mode, and otherwise the layer's (an eval() layer's backward is the identity, as it always was).
+evaluation-mode forward records ``(None, None, None, info, forced)``.  Backward follows the
+mode of that last call, not the layer's current mode (issue 11: "backward follows the mode of
+the forward it belongs to").  `forced` says that the call overrode the layer's mode
+(``training=True/False``); it is kept for introspection and pickles.
 """
 from __future__ import annotations
 
@@ -154,12 +155,13 @@ class _Layer:
 
     def _record(self):
         """The record backward follows, or None where backward is the identity."""
+        # Backward belongs to the last forward call and follows its mode, not the layer's
+        # current one (as autograd does): a training forward, then eval(), then backward still
+        # applies that forward's mask (Monte-Carlo dropout switches modes between calls).
         last = self._last
-        if last is not None and last[4]:  # that forward overrode the mode: follow it
-            return last if last[0] is not None else None
-        if not self.training:
-            return None
         if last is None:
+            if not self.training:
+                return None  # nothing to differentiate yet, and identity is eval's backward
             raise RuntimeError("backward() called before any forward() call")
         return last if last[0] is not None else None
 
@@ -323,11 +325,12 @@ class Dropout(_Layer):
     def backward(self, grad: ArrayLike) -> Any:  # an ndarray, or grad itself (see Returns)
         """Gradient of the loss with respect to the last forward call's input.
 
-        In training mode, applies the mask and scale of the last forward call to `grad`,
-        recomputed from that call's seed and `p`: ``dropout(grad, p, seed=<that call's
-        seed>)``.  In evaluation mode it is the identity (returns `grad` itself), as it is when
-        the last forward call ran in evaluation mode; a forward call that overrode the mode
-        (``training=True/False``) is followed whatever the layer's mode is now.
+        Follows the mode of the forward call it belongs to (the last one), whatever the
+        layer's mode is now, as autograd does: after a training-mode forward it applies that
+        call's mask and scale to `grad`, recomputed from the call's seed and `p`
+        (``dropout(grad, p, seed=<that call's seed>)``); after an evaluation-mode forward it is
+        the identity (returns `grad` itself).  Before any forward call it is the identity in
+        evaluation mode.
 
         Parameters
         ----------
@@ -345,7 +348,7 @@ class Dropout(_Layer):
         RuntimeError
             In training mode, before any forward call.
         ValueError
-            In training mode, if `grad`'s shape differs from the last forward's output.
+            After a training-mode forward, if `grad`'s shape differs from that forward's output.
 
         Examples
         --------
@@ -948,8 +951,12 @@ class DropoutAdd(_Layer):
         def run(x, training, seed, p):
             return _variants.dropout_add(x, residual, p, training, bias=bias, seed=seed)
 
-        # bias's shape and x's dtype, for grad_bias
-        info = None if bias is None else (lambda y: (np.shape(bias), base(y).dtype))
+        # for grad_bias: the shape of the bias the forward read (through the base class, as
+        # dropout_add reads it: a subclass's `shape` can claim anything), x's dtype, and the
+        # output's shape (grad's shape is checked against it also where grad_x is grad)
+        info = None if bias is None else (
+            lambda y: (base(bias).shape if isinstance(bias, _ndarray) else np.shape(bias),
+                       base(y).dtype, base(y).shape))
         return self._forward(x, training, run, info)
 
     def __call__(self, x: ArrayLike, residual: ArrayLike, training: Flag | None = None, *,
@@ -985,11 +992,19 @@ class DropoutAdd(_Layer):
         return f"DropoutAdd(p={self._p!r})"
 
 
-def _bias_grad(gx, bshape, dtype):
-    """grad_x summed over the axes along which a bias of shape `bshape` was broadcast."""
+def _bias_grad(gx, bshape, dtype, shape=None):
+    """grad_x summed over the axes along which a bias of shape `bshape` was broadcast; `shape`:
+    the forward output's (None in records made before it was kept)."""
     g = base(as_float_array(gx, "grad"))
+    if shape is not None and g.shape != shape:  # evaluation mode: grad_x is grad, unchecked
+        raise ValueError(
+            f"grad has shape {g.shape}, but the last forward output had shape {shape}"
+        )
     lead = g.ndim - len(bshape)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(bshape)
                                       if d == 1 and g.shape[lead + i] != 1)
     acc = np.float64 if dtype == np.float64 else np.float32
-    return g.astype(acc).sum(axis=axes).reshape(bshape).astype(dtype)
+    # IEEE sums without warnings (overflow to inf, inf - inf), as the family's kernels give
+    # their results
+    with np.errstate(all="ignore"):
+        return g.astype(acc).sum(axis=axes).reshape(bshape).astype(dtype)

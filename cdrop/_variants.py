@@ -18,6 +18,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _apply, _kernels, _seed, _threads
 from ._checks import (
+    FLOAT32,
+    FLOAT64,
+    U64,
     as_flag,
     as_float_array,
     check_nonneg_real,
@@ -34,6 +37,33 @@ from ._dropout import Flag, Seed, _masked_result, empty_like
 
 _ndarray = np.ndarray
 ALPHA_P = -1.7580993408473766  # PyTorch's alpha: -SELU.scale * SELU.alpha
+_ZERO = 0
+_INF = float("inf")
+_variant = _kernels.apply_variant
+_stream = _seed.stream
+
+
+def _fast(op, x, p, seed, c0, c1=0.0, c2=0.0, residual=None, bias=None):
+    """The common call of an element-wise variant, as dropout's fast path (cdrop/_dropout.py):
+    `x` a float32/float64 ndarray, `seed` an int in [0, 2**64) or None, the caller having
+    checked that every other argument is at its default and `p` (or `stddev`) a float in range.
+    Then everything is valid, so it allocates, draws the seed and runs the kernel without the
+    general path's function calls (5-10 us of a 1,000-element call, where the kernel takes
+    0.4).  Returns (result, seed): result None when the call is not the common one (nothing
+    drawn: seed unchanged) or when an operand is not aligned for the kernel (seed is then the
+    drawn int, for the general path to use)."""
+    if type(x) is not _ndarray:
+        return None, seed
+    dt = x.dtype
+    if (dt is not FLOAT32 and dt is not FLOAT64) or not (
+            seed is None or type(seed) is int and 0 <= seed < U64):
+        return None, seed
+    dst = empty_like(x)
+    if seed is None:
+        seed = next(_stream.seeds)  # last: nothing can fail any more
+    if _variant(op, x, dst, seed, 0, p, 0, None, residual, bias, c0, c1, c2, False):
+        return dst, seed
+    return None, seed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +335,11 @@ def alpha_dropout(
     >>> np.round(y, 4).tolist()
     [0.7792, -0.7792, -0.7792, -0.7792]
     """
+    if (training is True and inplace is False and out is None and offset is _ZERO
+            and num_threads is None and type(p) is float and 0.0 < p < 1.0):
+        y, seed = _fast(_apply.OP_ALPHA, x, p, seed, *alpha_constants(p))
+        if y is not None:
+            return y
     return _alpha(x, p, training, inplace, out, seed, offset, num_threads)
 
 
@@ -379,6 +414,11 @@ def gaussian_dropout(
     >>> bool(abs(y.mean() - 1) < 0.01 and abs(y.var() - 0.25) < 0.01)
     True
     """
+    if (training is True and inplace is False and out is None and offset is _ZERO
+            and num_threads is None and type(p) is float and 0.0 < p < 1.0):
+        y, seed = _fast(_apply.OP_GMUL, x, 0.5, seed, math.sqrt(p / (1.0 - p)))
+        if y is not None:
+            return y
     p = gaussian_p(p)
     return _gaussian(x, math.sqrt(p / (1.0 - p)), training, inplace, out, seed, offset,
                      num_threads, _apply.OP_GMUL)
@@ -435,9 +475,27 @@ def gaussian_noise(
     >>> bool(abs(y.mean()) < 0.01 and abs(y.std() - 0.5) < 0.01)
     True
     """
+    if (training is True and inplace is False and out is None and offset is _ZERO
+            and num_threads is None and type(stddev) is float and 0.0 < stddev < _INF):
+        y, seed = _fast(_apply.OP_GADD, x, 0.5, seed, stddev)
+        if y is not None:
+            return y
     stddev = check_nonneg_real(stddev, "stddev")
     return _gaussian(x, stddev, training, inplace, out, seed, offset, num_threads,
                      _apply.OP_GADD)
+
+
+def _operand_mask(x, residual, bias, shape):
+    """The mask of residual + dropout(x + bias) when residual or bias is a masked array with a
+    mask (x's own, too), broadcast to x's shape; None when neither is."""
+    if not any(isinstance(a, np.ma.MaskedArray) and np.ma.getmask(a) is not np.ma.nomask
+               for a in (residual, bias)):
+        return None
+    mask = np.zeros(shape, dtype=bool)
+    for a in (x, residual, bias):
+        if isinstance(a, np.ma.MaskedArray) and np.ma.getmask(a) is not np.ma.nomask:
+            mask |= np.ma.getmaskarray(a)  # (broadcasts a bias's mask along x's axes)
+    return mask
 
 
 def _operand(a, xb, name):
@@ -524,6 +582,22 @@ def dropout_add(
     >>> cdrop.dropout_add(x, r, 0.5, bias=b, out=r, seed=4) is r   # in place into residual
     True
     """
+    if (training is True and out is None and offset is _ZERO and num_threads is None
+            and type(p) is float and 0.0 < p < 1.0 and type(x) is _ndarray
+            and type(residual) is _ndarray and residual.dtype is x.dtype
+            and residual.shape == x.shape):
+        # the common call (see _fast); a bias: one contiguous row along the last axis
+        if bias is None:
+            y, seed = _fast(_apply.OP_ADD, x, p, seed, 1.0 / (1.0 - p), residual=residual)
+            if y is not None:
+                return y
+        elif (type(bias) is _ndarray and bias.dtype is x.dtype and bias.ndim == 1
+              and x.ndim and bias.shape[0] == x.shape[-1] and bias.flags.c_contiguous):
+            # (the kernel broadcasts a 1-D row itself: a broadcast view costs 1-2 us)
+            y, seed = _fast(_apply.OP_ADD, x, p, seed, 1.0 / (1.0 - p), residual=residual,
+                            bias=bias)
+            if y is not None:
+                return y
     p = check_p(p)
     training = as_flag(training, "training")
     xb = as_float_array(x, "x")
@@ -554,6 +628,12 @@ def dropout_add(
     fresh = ob is None
     if fresh:
         ob = empty_like(xb)
+        # A masked residual or bias masks the result where it is masked, as NumPy's sum does
+        # (a masked x is handled by _result, as in cdrop.dropout); the mask is made now, before
+        # the seed is drawn, since it allocates.
+        mask = _operand_mask(x, residual, bias, xb.shape)
+        if mask is not None:
+            x = np.ma.masked_array(xb, mask=mask)  # _result wraps ob with this mask
     # NumPy's adds below: IEEE results without warnings, as the kernel gives them (overflow to
     # inf and inf - inf are legitimate results of the definition)
     if not training or p == 0.0:  # residual + (x + bias): no kernel

@@ -134,3 +134,56 @@ def test_subclass_forward_is_still_called():
     for cls in (Logged, Deeper):
         cls(0.5, seed=1)(np.ones(8))
     assert calls == [(8,), (8,)]
+
+
+# --- the dropout family's element-wise functions have the same kind of short path ------------
+def _family_calls(x, r, b):
+    """(name, common call, general call) pairs: the general path is reached with an offset that
+    is zero but not the default int object."""
+    z = np.int64(0)
+    return [
+        ("alpha", lambda s: cdrop.alpha_dropout(x, 0.3, seed=s),
+         lambda s: cdrop.alpha_dropout(x, 0.3, seed=s, offset=z)),
+        ("gaussian_dropout", lambda s: cdrop.gaussian_dropout(x, 0.3, seed=s),
+         lambda s: cdrop.gaussian_dropout(x, 0.3, seed=s, offset=z)),
+        ("gaussian_noise", lambda s: cdrop.gaussian_noise(x, 0.7, seed=s),
+         lambda s: cdrop.gaussian_noise(x, 0.7, seed=s, offset=z)),
+        ("dropout_add", lambda s: cdrop.dropout_add(x, r, 0.3, seed=s),
+         lambda s: cdrop.dropout_add(x, r, 0.3, seed=s, offset=z)),
+        ("dropout_add bias", lambda s: cdrop.dropout_add(x, r, 0.3, bias=b, seed=s),
+         lambda s: cdrop.dropout_add(x, r, 0.3, bias=b, seed=s, offset=z)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_family_common_calls_equal_the_general_path(dtype):
+    for name, x in _layouts(dtype).items():
+        rng = np.random.default_rng(1)
+        r = rng.standard_normal(x.shape).astype(dtype)
+        b = rng.standard_normal(x.shape[-1:]).astype(dtype) if x.ndim else None
+        for what, fast, general in _family_calls(x, r, b):
+            if b is None and "bias" in what:
+                continue
+            got, want = fast(42), general(42)
+            assert_bits_equal(got, want, f"{what} {name}")
+            assert got.strides == np.empty_like(x).strides, f"{what} {name}"
+            cdrop.manual_seed(5)
+            got = [fast(None) for _ in range(2)]
+            cdrop.manual_seed(5)
+            want = [general(None) for _ in range(2)]
+            for a, w in zip(got, want):  # the same seeds drawn, one per call
+                assert_bits_equal(a, w, f"{what} {name} seed=None")
+
+
+def test_family_common_calls_refuse_what_the_general_path_refuses():
+    x = np.ones(8, np.float32)
+    with pytest.raises(ValueError, match="residual"):
+        cdrop.dropout_add(x, np.ones(9, np.float32), 0.3, seed=1)
+    with pytest.raises(ValueError, match="bias"):
+        cdrop.dropout_add(x, x, 0.3, bias=np.ones(3, np.float32), seed=1)
+    with pytest.raises(TypeError):
+        cdrop.dropout_add(x, np.ones(8, np.float64), 0.3, seed=1)
+    with pytest.raises(ValueError, match="seed"):
+        cdrop.alpha_dropout(x, 0.3, seed=2**64)
+    with pytest.raises(ValueError, match="stddev"):
+        cdrop.gaussian_noise(x, -1.0, seed=1)

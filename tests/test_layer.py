@@ -189,14 +189,18 @@ def test_backward_after_eval_forward_is_identity():
     assert_bits_equal(g, grad)
 
 
-def test_backward_in_eval_mode_is_the_identity_after_a_training_forward():
+def test_backward_follows_the_mode_of_its_forward_not_the_current_mode():
+    # issue 11: "backward follows the mode of the forward it belongs to" (as autograd does):
+    # switching to eval() between a training forward and its backward keeps the mask
     layer = cdrop.Dropout(0.5, seed=0)
-    layer(np.ones(64))
+    y = layer(np.ones(64))
     layer.eval()
     grad = np.ones(64)
-    assert layer.backward(grad) is grad
+    g = layer.backward(grad)
+    assert g is not grad and np.array_equal(g, y)  # the training mask and scale
+    layer(np.ones(64))  # an eval-mode forward: its backward is the identity in any mode
     layer.train()
-    assert not np.array_equal(layer.backward(grad), grad)  # the training mask again
+    assert layer.backward(grad) is grad
 
 
 def test_backward_in_eval_mode_before_any_forward():

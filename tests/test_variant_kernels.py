@@ -160,6 +160,26 @@ def test_fused_add_bias_rows_of_any_length(path, dt, D):
         np.testing.assert_array_equal(bits(ri), bits(want))
 
 
+@pytest.mark.parametrize("shape", [(7, 100), (3, 5, 64), (50_000, 3)])
+def test_a_bias_row_is_broadcast_like_its_broadcast_view(path, shape):
+    # OP_ADD takes a 1-D bias of x's last length as a row repeated along the other axes, the
+    # same bits as np.broadcast_to(bias, x.shape), fused (C order) and generic (Fortran)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    r = rng.standard_normal(shape).astype(np.float32)
+    b = rng.standard_normal(shape[-1]).astype(np.float32)
+    for xs in (x, np.asfortranarray(x)):
+        want = np.empty_like(xs)
+        assert K.apply_variant(K.OP_ADD, xs, want, 3, 9, 0.3, 2, residual=r,
+                               bias=np.broadcast_to(b, shape), c0=1.5)
+        got = np.empty_like(xs)
+        assert K.apply_variant(K.OP_ADD, xs, got, 3, 9, 0.3, 2, residual=r, bias=b, c0=1.5)
+        np.testing.assert_array_equal(bits(got), bits(want))
+    with pytest.raises(ValueError, match="last length"):
+        K.apply_variant(K.OP_ADD, x, np.empty_like(x), 3, 9, 0.3, 1, residual=r, bias=b[:-1],
+                        c0=1.5)
+
+
 def test_dropped_elements_ignore_nan_and_inf():
     x = np.array([np.nan, np.inf, -np.inf, -0.0] * 5000, np.float32)
     r = np.full_like(x, -0.0)

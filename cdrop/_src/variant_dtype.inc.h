@@ -5,24 +5,30 @@
 #define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_drop, _, CDROP_VSFX)
 #define CDROP_VR_NORMAL 0
 #define CDROP_VR_ELEM CDROP_E_DROP
+#define CDROP_VR_DROPPED_CONST 1
 #include "variant_run.inc.h"
 #define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_alpha, _, CDROP_VSFX)
 #define CDROP_VR_NORMAL 0
 #define CDROP_VR_ELEM CDROP_E_ALPHA
+#define CDROP_VR_DROPPED_CONST 1
 #include "variant_run.inc.h"
 #define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_add, _, CDROP_VSFX)
 #define CDROP_VR_NORMAL 0
 #define CDROP_VR_ELEM CDROP_E_ADD
+#define CDROP_VR_DROPPED_CONST 0
 #include "variant_run.inc.h"
 #define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_add_nb, _, CDROP_VSFX)
 #define CDROP_VR_NORMAL 0
 #define CDROP_VR_ELEM CDROP_E_ADD_NB
+#define CDROP_VR_DROPPED_CONST 0
 #include "variant_run.inc.h"
 #define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_gmul, _, CDROP_VSFX)
 #define CDROP_VR_NORMAL 1
 #define CDROP_VR_ELEM CDROP_E_GMUL
+#define CDROP_VR_DROPPED_CONST 0
 #include "variant_run.inc.h"
 #define CDROP_VR_NAME CDROP_CAT3(cdrop_vrun_gadd, _, CDROP_VSFX)
 #define CDROP_VR_NORMAL 1
 #define CDROP_VR_ELEM CDROP_E_GADD
+#define CDROP_VR_DROPPED_CONST 0
 #include "variant_run.inc.h"
