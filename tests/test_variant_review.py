@@ -117,7 +117,12 @@ def _cases(draw):
         if draw(st.booleans()):  # a row along the last axis: the fused kernel's bias
             rng = np.random.default_rng(draw(st.integers(0, 99)))
             row = rng.standard_normal(shape[-1]).astype(dt)
-            b = lambda row=row: np.broadcast_to(row, shape)  # noqa: E731
+            if nd > 1 and draw(st.booleans()):  # the 1-D row itself (apply_variant's row form)
+                step = draw(st.sampled_from([1, -1, 2]))
+                full = np.repeat(row, abs(step))[::step][: shape[-1]] if step != 1 else row
+                b = lambda full=full: full  # noqa: E731
+            else:
+                b = lambda row=row: np.broadcast_to(row, shape)  # noqa: E731
         else:
             b = draw(_operand(shape, dt, True))
     keep = None
@@ -146,7 +151,8 @@ def test_every_path_matches_the_oracle_on_random_layouts(case):
     b = None if case["b"] is None else case["b"]()
     want = oracle(op, np.array(x0), case["seed"], case["offset"], case["p"],
                   None if case["keep"] is None else np.array(case["keep"]),
-                  None if r0 is None else np.array(r0), None if b is None else np.array(b),
+                  None if r0 is None else np.array(r0),
+                  None if b is None else np.array(np.broadcast_to(b, x0.shape)),
                   1.25, 0.5, -0.75)
     old = K.get_path()
     try:
