@@ -6,6 +6,11 @@
  */
 #include "kernels.h"
 
+/* A piece is at most one block of the stream: its normals (4 bytes each) must fit the scratch
+ * that _kernels.pyx gives each thread. */
+_Static_assert(CDROP_BLOCK * sizeof(float) <= (uint64_t)CDROP_SCRATCH_BYTES,
+               "a piece's normals must fit the per-thread scratch");
+
 /* The same pieces as the plain kernels (cdrop_job_pieces): the blocks of the stream that the
  * range [g0, g0 + n) touches, at most CDROP_BLOCK elements each, so that a piece's keep bytes
  * (16 KiB) or normals (64 KiB) fit the scratch.  A keep array needs no stream, but the same
