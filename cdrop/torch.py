@@ -533,6 +533,8 @@ def _variant_fill(src, dst, spec, residual, bias):
     if n == 0:
         return
     key, offset, p, op, c0, c1, c2, ns = spec
+    if ns is not None and -1 in ns:  # a traced call's axes that follow the input: see _Plan
+        ns = [size if k == -1 else k for k, size in zip(ns, src.shape)]
     threads = torch.get_num_threads() if n >= MIN_PARALLEL else 1
     s, bf16 = _view(src)
     d = s if dst is src else _view(dst)[0]
@@ -642,13 +644,22 @@ class _Plan:
     """A checked call of a variant, ready to run once its key is known."""
 
     __slots__ = ("input", "op", "p", "c0", "c1", "c2", "ns", "inplace", "offset", "residual",
-                 "bias")
+                 "bias", "follow")
 
     def __init__(self, input, op, p, c0, c1=0.0, c2=0.0, ns=None, inplace=False, offset=0,
-                 residual=None, bias=None):
+                 residual=None, bias=None, follow=None):
         self.input, self.op, self.p, self.c0, self.c1, self.c2 = input, op, p, c0, c1, c2
-        # a noise shape equal to the input's is the element-wise mask (same bits, no array)
-        self.ns = None if ns is None or tuple(ns) == _shape(input) else list(ns)
+        # follow: per axis of ns, whether it is the input's size by rule (the batch and channel
+        # axes of dropout2d, Keras' None) rather than by coincidence.  torch.jit.trace keeps the
+        # operator's arguments as constants: there those axes go to the operator as -1 (the
+        # input's size, read when it runs), so that a trace made with batch 1 draws one decision
+        # per sample of a larger batch.
+        self.follow = follow
+        # a noise shape equal to the input's is the element-wise mask (same bits, no array);
+        # not in a trace unless every axis follows the input (a (N, C, 1, 1) input there would
+        # make every later input's dropout2d element-wise)
+        self.ns = (None if ns is None or tuple(ns) == _shape(input) and (
+            _tracing() is None or follow is not None and all(follow)) else list(ns))
         self.inplace, self.offset, self.residual, self.bias = inplace, offset, residual, bias
 
 
@@ -691,7 +702,10 @@ def _execute(plan, seed, key=None, via_op=False):
         return out
     if key is None:
         key = _draw(seed) if seed is None or isinstance(seed, torch.Generator) else _int_key(seed)
-    args = (key, _signed(plan.offset), plan.p, plan.op, plan.c0, plan.c1, plan.c2, plan.ns,
+    ns = plan.ns
+    if ns is not None and plan.follow is not None and _tracing() is not None:
+        ns = [-1 if f else n for f, n in zip(plan.follow, ns)]  # see _Plan
+    args = (key, _signed(plan.offset), plan.p, plan.op, plan.c0, plan.c1, plan.c2, ns,
             residual, bias)
     if not plan.inplace:
         return _variant_op(input, *args)
@@ -752,21 +766,23 @@ def _numel(input):
     return int(n) if isinstance(n, Tensor) else n  # torch.jit.trace makes numel() a tensor
 
 
-def _drop_plan(input, p, training, inplace, offset, ns):
-    """Dropout with the mask drawn at noise shape `ns` (checked against input)."""
+def _drop_plan(input, p, training, inplace, offset, ns, follow=None):
+    """Dropout with the mask drawn at noise shape `ns` (checked against input); `follow` as
+    in _Plan."""
     offset = check_offset(offset, math.prod(ns))
     if inplace and training:
         _check_inplace(input, p)
     if not training or p == 0.0:
         return input
     return _Plan(input, _OP_DROP, p, 1 / (1 - p) if p < 1.0 else 0.0, ns=ns, inplace=inplace,
-                 offset=offset)
+                 offset=offset, follow=follow)
 
 
 def _plan_noise(input, p, training, inplace, offset, noise_shape):
     p, training, inplace = _start(input, p, training, inplace)
     ns = check_noise_shape(noise_shape, _shape(input))
-    return _drop_plan(input, p, training, inplace, offset, ns)
+    follow = tuple(d is None for d in noise_shape)  # Keras' None: the input's size
+    return _drop_plan(input, p, training, inplace, offset, ns, follow)
 
 
 def _warn(msg):
@@ -810,25 +826,35 @@ def _channel_noise(name, shape):
     return (shape[0],) + (1,) * (nd - 1)  # unbatched: torch unsqueezes a batch axis
 
 
+def _leading(ns, k):
+    """`follow` (see _Plan) of a noise shape whose first k axes are the input's (N, C)."""
+    return (True,) * k + (False,) * (len(ns) - k)
+
+
 def _plan_channels(name, input, p, training, inplace, offset):
     p, training, inplace = _start(input, p, training, inplace)
     ns = _channel_noise(name, _shape(input))
-    return _drop_plan(input, p, training, inplace, offset, ns)
+    # the (N, C) or (C) axes: dropout1d's all but the last, dropout3d's 1 unless batched
+    k = (len(ns) - 1 if name == "dropout1d" else 1 if name == "dropout3d" and len(ns) != 5
+         else 2)
+    return _drop_plan(input, p, training, inplace, offset, ns, _leading(ns, k))
 
 
 def _plan_alpha(input, p, training, inplace, offset, feature):
     p, training, inplace = _start(input, p, training, inplace)
     shape = _shape(input)
     ns = _feature_noise(shape, "feature_alpha_dropout") if feature else shape
+    follow = _leading(ns, 2 if feature else len(ns))
     if p == 1.0:  # no finite constants: every element dropped, +0.0
-        return _drop_plan(input, p, training, inplace, offset, ns)
+        return _drop_plan(input, p, training, inplace, offset, ns, follow)
     offset = check_offset(offset, math.prod(ns))
     if inplace and training:
         _check_inplace(input, p)
     if not training or p == 0.0:
         return input
     a, b, c2 = _alpha_constants(p)
-    return _Plan(input, _OP_ALPHA, p, a, b, c2, ns=ns, inplace=inplace, offset=offset)
+    return _Plan(input, _OP_ALPHA, p, a, b, c2, ns=ns, inplace=inplace, offset=offset,
+                 follow=follow)
 
 
 def _plan_drop_path(input, p, training, scale_by_keep, inplace, offset):
@@ -839,7 +865,7 @@ def _plan_drop_path(input, p, training, scale_by_keep, inplace, offset):
         raise ValueError("input must have at least 1 dimension for drop_path (axis 0: the "
                          "samples), got 0")
     ns = (shape[0],) + (1,) * (len(shape) - 1)
-    plan = _drop_plan(input, p, training, inplace, offset, ns)
+    plan = _drop_plan(input, p, training, inplace, offset, ns, _leading(ns, 1))
     if isinstance(plan, _Plan) and not scale_by_keep:
         plan.c0 = 1.0  # timm: kept samples are not scaled
     return plan
@@ -1356,9 +1382,14 @@ class Dropout(nn.Module):
         """Dropout of `input` in training mode, the identity in evaluation mode."""
         seed = self.seed
         if type(seed) is int and self.training:
-            if _is_compiling() and self.p != 0.0:
+            if _is_compiling():
                 # the derivation inside the graph (Dynamo cannot trace the compiled derive)
                 _check_input(input)
+                if self.p == 0.0:
+                    # input itself, taking a call number as in eager mode (the eager branch
+                    # below reads the graph task id, which Dynamo cannot trace)
+                    self._calls.add_(1)
+                    return input
                 key = _derived_key_op(seed >> 32, seed & 0xFFFFFFFF, self._calls)
                 self._calls.add_(1)
                 return _run_op(input, key, 0, self.p, self.inplace)
