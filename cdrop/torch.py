@@ -1316,6 +1316,18 @@ def _new_count():
         return torch.zeros((), dtype=torch.int64, device=_CPU)
 
 
+_Proxy = torch.fx.Proxy
+
+
+def _fx_call(module, *args):
+    """torch.fx.symbolic_trace of a model holding `module`: one call_module node, as FX records
+    torch's own dropout modules (its leaves), so that a model still traces after
+    replace_dropout (torchvision's feature extraction, FX quantization).  Tracing the forward
+    instead would hand a Proxy to the input checks."""
+    tracer = args[0].tracer
+    return tracer.create_proxy("call_module", tracer.path_of_module(module), args, {})
+
+
 class Dropout(nn.Module):
     """Drop-in replacement for ``torch.nn.Dropout``, running cdrop's kernels.
 
@@ -1380,6 +1392,8 @@ class Dropout(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         """Dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         seed = self.seed
         if type(seed) is int and self.training:
             if _is_compiling():
@@ -1476,6 +1490,8 @@ class _ChannelDropout(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Channel dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_channels(self._name, input, self.p, self.training, self.inplace,
                                         0))
 
@@ -1536,6 +1552,8 @@ class AlphaDropout(_ChannelDropout):
 
     def forward(self, input: Tensor) -> Tensor:
         """Alpha dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_alpha(input, self.p, self.training, self.inplace, 0,
                                      self._feature))
 
@@ -1585,6 +1603,8 @@ class DropPath(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Drop path of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_drop_path(input, self.p, self.training, self.scale_by_keep,
                                          False, 0))
 
@@ -1624,6 +1644,8 @@ class GaussianDropout(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Gaussian dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_gaussian_dropout(input, self.p, self.training, False, 0))
 
 
@@ -1662,6 +1684,8 @@ class GaussianNoise(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Gaussian noise added to `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_gaussian_noise(input, self.stddev, self.training, False, 0))
 
 
@@ -1701,6 +1725,8 @@ class DropoutAdd(_SeededLayer):
     def forward(self, input: Tensor, residual: Tensor, bias: Tensor | None = None) -> Tensor:
         """``residual + dropout(input + bias)`` in training mode, ``residual + (input + bias)``
         in evaluation mode."""
+        if isinstance(input, _Proxy) or isinstance(residual, _Proxy):
+            return _fx_call(self, input, residual, bias)
         return self._run(_plan_dropout_add(input, residual, self.p, self.training, bias, 0))
 
 
