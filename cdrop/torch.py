@@ -663,6 +663,14 @@ class _Plan:
         self.inplace, self.offset, self.residual, self.bias = inplace, offset, residual, bias
 
 
+def _plain(t):
+    """Whether `t` is a plain tensor (or a Parameter), whose memory the kernels may read
+    directly.  A subclass (torch's __torch_dispatch__ wrappers, e.g. DTensor) goes through the
+    operators, which its dispatch handles, as it does for cdrop::dropout."""
+    cls = type(t)
+    return cls is Tensor or cls is nn.Parameter
+
+
 def _execute(plan, seed, key=None, via_op=False):
     """Run a checked plan with `seed` (None, a torch.Generator or an int, checked), or with
     `key`, a 0-d int64 tensor (a compiled layer's derived key).  A tensor instead of a plan
@@ -680,7 +688,8 @@ def _execute(plan, seed, key=None, via_op=False):
         if out is not None:
             return out
     if (key is None and not via_op and not _is_compiling() and not _dispatch_modes()
-            and not _function_modes() and _tracing() is None):
+            and not _function_modes() and _tracing() is None and _plain(input)
+            and (residual is None or _plain(residual)) and (bias is None or _plain(bias))):
         # eager: the kernels directly, autograd through _EagerVariant
         if type(seed) is int:
             k = seed

@@ -134,3 +134,24 @@ def test_torch_fx_traces_a_model_after_replace_dropout_as_it_traced_torch_s():
     torch.manual_seed(1)
     assert torch.equal(got, twin(x))
     assert net.add.calls == twin.add.calls == 1
+
+
+@pytest.mark.parametrize("name", ["dropout2d", "alpha_dropout", "drop_path", "gaussian_noise",
+                                  "dropout_add"])
+def test_a_dispatch_subclass_goes_through_the_operators_as_for_dropout(name):
+    # Found: the family's eager shortcut read a __torch_dispatch__ wrapper subclass's memory
+    # through .numpy(), which torch refuses for subclasses (RuntimeError), while
+    # cdrop.torch.dropout sent it through its operator, which the subclass dispatches.
+    two_tensor = pytest.importorskip("torch.testing._internal.two_tensor")
+    a = torch.randn(2, 3, 4, 4)
+    t = two_tensor.TwoTensor(a, a.clone())
+    calls = {
+        "dropout2d": lambda x: ct.dropout2d(x, 0.5, seed=1),
+        "alpha_dropout": lambda x: ct.alpha_dropout(x, 0.5, True, seed=1),
+        "drop_path": lambda x: ct.drop_path(x, 0.5, seed=1),
+        "gaussian_noise": lambda x: ct.gaussian_noise(x, 0.5, seed=1),
+        "dropout_add": lambda x: ct.dropout_add(x, x, 0.5, seed=1),
+    }
+    y = calls[name](t)
+    assert type(y) is two_tensor.TwoTensor
+    assert torch.equal(y.a, calls[name](a)) and torch.equal(y.b, calls[name](a))
