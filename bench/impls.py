@@ -281,3 +281,186 @@ TORCH_CALL = {
     "cdrop.torch.dropout call": cdrop_functional_call,
 }
 TORCH_DTYPES = ("float32", "bfloat16")
+
+
+# --- the dropout family (issue 11) ------------------------------------------------------------
+#
+# Every variant of issue 11 beside its floor and its peer (PyTorch's equivalent, or NumPy's
+# textbook form where torch has none), float32, at the sizes of the issue's targets.  The input
+# is an (N, C, H, W) array with H * W = 1024 (`family_shape`): Dropout2d draws N * C numbers for
+# N * C * 1024 elements, drop_path N.  dropout_add sees the same memory as rows of 1024 with a
+# bias along them (a transformer block's `residual + dropout(x + bias)`).  A factory takes
+# (x, residual, p, threads), x and residual C-contiguous float32 arrays of one family shape,
+# allocates what it keeps between calls and returns a zero-argument callable.  Implementations
+# marked in place write into x (or, for dropout_add and its floor, into residual): the caller
+# restores both from pristine copies before every timed call, outside the timed region.
+
+FAMILY_ROW = 1024  # H * W, and dropout_add's bias length
+FAMILY_SIGMA = 0.1  # gaussian_noise's stddev (gaussian_dropout's p is the run's p)
+
+
+def family_shape(n):
+    """(N, C, 32, 32) of `n` elements (a multiple of 64 * 1024), N = 64."""
+    if n % (64 * FAMILY_ROW):
+        raise ValueError(f"the family cases need a multiple of {64 * FAMILY_ROW} elements")
+    return (64, n // (64 * FAMILY_ROW), 32, 32)
+
+
+def _rows(a):
+    return a.reshape(-1, FAMILY_ROW)
+
+
+def _bias(x):
+    return np.random.default_rng(2).standard_normal(FAMILY_ROW).astype(x.dtype)
+
+
+def fam_cdrop_dropout2d(x, r, p, threads):
+    """cdrop.Dropout2d(p, inplace=True): one decision per (n, c), on `threads` threads (the
+    layer follows the package default, set before each call)."""
+    layer = cdrop.Dropout2d(p, inplace=True, seed=1)
+
+    def run():
+        cdrop.set_num_threads(threads)
+        return layer(x)
+
+    return run
+
+
+def fam_cdrop_drop_path(x, r, p, threads):
+    return lambda: cdrop.drop_path(x, p, inplace=True, seed=1, num_threads=threads)
+
+
+def fam_cdrop_alpha(x, r, p, threads):
+    return lambda: cdrop.alpha_dropout(x, p, inplace=True, seed=1, num_threads=threads)
+
+
+def fam_cdrop_dropout_add(x, r, p, threads):
+    """cdrop.dropout_add(x, r, p, bias=b, out=r): residual + dropout(x + b) into the residual."""
+    xr, rr, b = _rows(x), _rows(r), _bias(x)
+    return lambda: cdrop.dropout_add(xr, rr, p, bias=b, out=rr, seed=1, num_threads=threads)
+
+
+def fam_cdrop_gaussian_dropout(x, r, p, threads):
+    return lambda: cdrop.gaussian_dropout(x, p, inplace=True, seed=1, num_threads=threads)
+
+
+def fam_cdrop_gaussian_noise(x, r, p, threads):
+    return lambda: cdrop.gaussian_noise(x, FAMILY_SIGMA, inplace=True, seed=1,
+                                        num_threads=threads)
+
+
+def fam_torch_dropout2d(x, r, p, threads):
+    """torch.nn.functional.dropout2d, out of place (nn.Dropout2d's default)."""
+    torch = _torch()
+    torch.set_num_threads(threads)
+    t = torch.from_numpy(x)
+    f = torch.nn.functional.dropout2d
+    return lambda: f(t, p, True)
+
+
+def fam_torch_dropout2d_inplace(x, r, p, threads):
+    torch = _torch()
+    torch.set_num_threads(threads)
+    t = torch.from_numpy(x)
+    f = torch.nn.functional.dropout2d
+    return lambda: f(t, p, True, inplace=True)
+
+
+def fam_torch_alpha(x, r, p, threads):
+    """torch.nn.functional.alpha_dropout, out of place (nn.AlphaDropout's default)."""
+    torch = _torch()
+    torch.set_num_threads(threads)
+    t = torch.from_numpy(x)
+    f = torch.nn.functional.alpha_dropout
+    return lambda: f(t, p, True)
+
+
+def fam_torch_dropout_add(x, r, p, threads):
+    """F.dropout(x + b) + r: three torch operations, two temporaries."""
+    torch = _torch()
+    torch.set_num_threads(threads)
+    xt, rt, bt = (torch.from_numpy(a) for a in (_rows(x), _rows(r), _bias(x)))
+    f = torch.nn.functional.dropout
+    return lambda: f(xt + bt, p, True) + rt
+
+
+def fam_numpy_drop_path(x, r, p, threads):
+    """timm's drop_path in NumPy: x * (rng.random((N, 1, 1, 1)) >= p) / keep (1 thread)."""
+    rng = np.random.default_rng(1)
+    keep = 1.0 - p
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    return lambda: x * (rng.random(shape) >= p) / keep
+
+
+def fam_numpy_gaussian_dropout(x, r, p, threads):
+    """Keras' GaussianDropout in NumPy: x * rng.normal(1, sigma, x.shape), sigma =
+    sqrt(p / (1 - p)) (float64 normals, as it is usually written; 1 thread)."""
+    rng = np.random.default_rng(1)
+    sigma = (p / (1.0 - p)) ** 0.5
+    return lambda: x * rng.normal(1.0, sigma, x.shape)
+
+
+def fam_numpy_gaussian_noise(x, r, p, threads):
+    """Keras' GaussianNoise in NumPy: x + rng.normal(0, stddev, x.shape) (1 thread)."""
+    rng = np.random.default_rng(1)
+    return lambda: x + rng.normal(0.0, FAMILY_SIGMA, x.shape)
+
+
+def fam_floor_scale(x, r, p, threads):
+    """np.multiply(x, c, out=x): one read, one write per element (NumPy, 1 thread)."""
+    c = x.dtype.type(1.0)
+    return lambda: np.multiply(x, c, out=x)
+
+
+def fam_floor_add(x, r, p, threads):
+    """np.add(x, r, out=r): two reads and a write per element, dropout_add's three streams
+    (NumPy, 1 thread whatever `threads` is: there is no three-stream OpenMP floor, and NumPy
+    split over Python threads was slower than one thread here)."""
+    return lambda: np.add(x, r, out=r)
+
+
+def fam_floor_openmp(x, r, p, threads):
+    """cdrop's OpenMP x *= c over its kernels' chunks (the floor for more than one thread)."""
+    scale = omp_floor()
+    flat = x.reshape(-1)
+    return lambda: scale(flat, 1.0, threads)
+
+
+# variant -> (cdrop factory, floor name, target (x floor), [(peer name, factory)]); the peers'
+# names say what they run.  Target: the issue's "at most k x the floor".
+FAMILY = {
+    "Dropout2d": (fam_cdrop_dropout2d, "np.multiply", 1.1,
+                  [("torch F.dropout2d", fam_torch_dropout2d),
+                   ("torch F.dropout2d inplace", fam_torch_dropout2d_inplace)]),
+    "drop_path": (fam_cdrop_drop_path, "np.multiply", 1.2,
+                  [("NumPy x * (u >= p) / keep", fam_numpy_drop_path)]),
+    "alpha_dropout": (fam_cdrop_alpha, "np.multiply", 1.2,
+                      [("torch F.alpha_dropout", fam_torch_alpha)]),
+    "dropout_add": (fam_cdrop_dropout_add, "np.add", 1.15,
+                    [("torch F.dropout(x + b) + r", fam_torch_dropout_add)]),
+    "gaussian_dropout": (fam_cdrop_gaussian_dropout, "np.multiply", 2.0,
+                         [("NumPy x * rng.normal(1, s)", fam_numpy_gaussian_dropout)]),
+    "gaussian_noise": (fam_cdrop_gaussian_noise, "np.multiply", 2.0,
+                       [("NumPy x + rng.normal(0, s)", fam_numpy_gaussian_noise)]),
+}
+# floor name -> (factory, in place); the OpenMP floor stands for np.multiply with > 1 thread
+FAMILY_FLOORS = {
+    "np.multiply": (fam_floor_scale, True),
+    "np.add": (fam_floor_add, True),
+    "OpenMP x*=c": (fam_floor_openmp, True),
+}
+FAMILY_SIZES = (4_194_304, 16_777_216)
+# the issue's ">= 10x faster than torch at 4M": variant -> the peer it names
+FAMILY_TORCH_TARGETS = {"Dropout2d": "torch F.dropout2d", "alpha_dropout": "torch F.alpha_dropout",
+                        "dropout_add": "torch F.dropout(x + b) + r"}
+
+
+def family_implementations():
+    """[(row name, factory, in place)]: every family case, in table order, then the floors.
+    Row names: "<variant>: cdrop", "<variant>: <peer>", "floor <floor>"."""
+    rows = []
+    for variant, (cd, _floor, _goal, peers) in FAMILY.items():
+        rows.append((f"{variant}: cdrop", cd, True))
+        rows += [(f"{variant}: {peer}", f, "inplace" in peer) for peer, f in peers]
+    rows += [(f"floor {name}", f, inplace) for name, (f, inplace) in FAMILY_FLOORS.items()]
+    return rows

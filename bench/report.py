@@ -13,8 +13,8 @@ writes to build/bench-report/<what differs>/ (for example build/bench-report/qui
 a quick or ad-hoc run cannot overwrite them.  --out DIR writes to DIR whatever the run (CI passes
 one; `--out bench/results` commits an ad-hoc run on purpose).  The folder is printed first.
 `--check` measures only what the speed targets need, with fewer rounds, and prints the tables
-and the target checklist without writing anything (about 20 s; with --quick, the sizes up to
-262,144 only).
+and the target checklist without writing anything (about a minute on a quiet machine, the
+dropout family's half of it; with --quick, the sizes up to 262,144 only, and no family).
 
 What it measures: every implementation of bench/impls.py (the ones bench/test_bench.py times with
 pytest-benchmark), plus cdrop's OpenMP `x *= c` ("floor OpenMP x*=c", float32 only), at
@@ -23,6 +23,10 @@ For each (size, threads) the implementations run INTERLEAVED: round r calls A, B
 each, then round r+1 does the same, so that a slow phase of the machine (another process, a
 frequency change) hits all of them alike.  The reported time is the median over the rounds.
 The timer is `cdrop._bench.interleaved_samples`, which the `cdrop` command uses too.
+With float32 and without --quick, also the dropout family of issue 11 (bench/impls.py, FAMILY:
+Dropout2d, drop_path, alpha_dropout, dropout_add, gaussian_dropout, gaussian_noise, each beside
+its floor and its PyTorch or NumPy peer) at 4M and 16M elements, one interleaved run per (size,
+threads), and the issue's targets for it.
 
   * Timing: time.perf_counter around the call.  At 1,000 and 16,384 elements a call takes about
     a microsecond, so one timing covers a batch of calls and is divided by the batch size.  At
@@ -68,6 +72,9 @@ import numpy as np
 import cdrop
 from cdrop._bench import interleaved_samples, positive_int
 from impls import (
+    FAMILY,
+    FAMILY_SIZES,
+    FAMILY_TORCH_TARGETS,
     HALF_DTYPES,
     IMPLEMENTATIONS,
     TORCH_CALL,
@@ -75,6 +82,8 @@ from impls import (
     TORCH_FWD_BWD,
     Unavailable,
     cdrop_inplace,
+    family_implementations,
+    family_shape,
     floor_openmp,
     half_array,
 )
@@ -103,6 +112,10 @@ TORCH_CALL_SCHEDULE = (61, 128)  # the 1,000-element call
 # Half precision: cdrop in place on 1 thread, float16 and bfloat16 beside float32
 HALF_SCHEDULE = {4_194_304: (21, 1), 16_777_216: (11, 1)}
 HALF_CHECK_SCHEDULE = {4_194_304: (11, 1), 16_777_216: (7, 1)}
+# The dropout family (issue 11): float32, 4M and 16M, every thread count; size -> rounds.  A
+# 4M round is ~0.5 s (NumPy's float64 normals are most of it), a 16M round ~2 s.
+FAMILY_SCHEDULE = {4_194_304: 21, 16_777_216: 11}
+FAMILY_CHECK_SCHEDULE = {4_194_304: 11, 16_777_216: 7}
 
 FLOOR = "floor np.multiply(out=x)"
 FLOOR_NEW = "floor np.multiply(x, c)"
@@ -313,6 +326,164 @@ def half_targets(results):
                 continue
             r = block[dtype]["median_s"] / block["float32"]["median_s"]
             rows.append((desc, f"{r:.2f}x", "PASS" if r <= 0.6 else "MISS"))
+    return rows
+
+
+# --- the dropout family (issue 11) ----------------------------------------------------------
+
+
+def family_check_names(n):
+    """--check: what family_targets() reads: cdrop and the floors at every size, and the torch
+    peers that the targets name at 4M."""
+    names = {name for name, _, _ in family_implementations()
+             if name.endswith(": cdrop") or name.startswith("floor ")}
+    if n == 4_194_304:
+        names |= {f"{v}: {peer}" for v, peer in FAMILY_TORCH_TARGETS.items()}
+    return names
+
+
+PEER_RUN = " (peer run)"  # suffix of cdrop's rows in the run with the peers
+
+
+def _family_run(rows, rounds, wx, wr, px, pr, p, threads):
+    """One interleaved run of `rows` ([(name, factory, in place)]): {name: stats}, skipped."""
+
+    def restore():
+        np.copyto(wx, px)
+        np.copyto(wr, pr)
+
+    runs, setups, skipped = {}, [], {}
+    for name, factory, inplace in rows:
+        try:
+            runs[name] = factory(wx, wr, p, threads) if inplace else factory(px, pr, p, threads)
+        except Unavailable as exc:
+            skipped[name] = str(exc)
+            continue
+        setups.append(restore if inplace else None)
+    out = {}
+    if runs:
+        samples = interleaved_samples(list(runs.values()), rounds, setups=setups, warmup=1,
+                                      prime=True)
+        for name, ts in zip(runs, samples):
+            q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+            out[name] = {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0],
+                         "q3_s": q[2]}
+    return out, skipped
+
+
+def measure_family(n, threads, p, rounds, names=None):
+    """Median seconds per call of every family case (bench/impls.py, FAMILY) at one (size,
+    threads), in two interleaved runs: cdrop's cases with the floors (what the floor targets
+    read), then cdrop's cases with the peers (what the speed-ups read; cdrop's rows of this run
+    are named "<variant>: cdrop (peer run)").  Separate runs, because a peer that allocates and
+    frees tens of MiB per call (torch's alpha_dropout, NumPy's normals) slowed the call after it
+    by up to 1.5x even after an untimed priming call (dropout_add at 4M: 1.05-1.18x np.add
+    without torch's alpha_dropout in the run, 1.53-1.58x with it, np.add unchanged).
+
+    In-place rows write into a shared pair (x, residual), restored from pristine copies before
+    every timing and every priming call (untimed); out-of-place rows read the pristine arrays.
+    Returns ({row name: stats}, {row name: why skipped})."""
+    shape = family_shape(n)
+    gen = np.random.default_rng(0)
+    px = gen.standard_normal(shape, dtype=np.float32)
+    pr = gen.standard_normal(shape, dtype=np.float32)
+    wx, wr = px.copy(), pr.copy()
+    rows = [row for row in family_implementations() if names is None or row[0] in names]
+    own = [row for row in rows if row[0].endswith(": cdrop") or row[0].startswith("floor ")]
+    peers = [row for row in rows if row not in own]
+    out, skipped = _family_run(own, rounds, wx, wr, px, pr, p, threads)
+    if peers:
+        variants = {name.split(": ")[0] for name, _, _ in peers}
+        beside = [(f"{v}: cdrop{PEER_RUN}", FAMILY[v][0], True) for v in FAMILY if v in variants]
+        more, skip = _family_run(beside + peers, rounds, wx, wr, px, pr, p, threads)
+        out.update(more)
+        skipped.update(skip)
+    cdrop.set_num_threads(None)  # the Dropout2d case sets the package default
+    try:
+        import torch
+
+        torch.set_num_threads(ALL_CORES)
+    except ImportError:
+        pass
+    return out, skipped
+
+
+def family_floor(variant, threads, block):
+    """(floor row name, its label) of `variant` at `threads`: its NumPy floor on one thread; for
+    more, cdrop's OpenMP x *= c (dropout_add: still np.add on 1 thread)."""
+    floor = FAMILY[variant][1]
+    if threads > 1 and floor == "np.multiply" and "floor OpenMP x*=c" in block:
+        return "floor OpenMP x*=c", "OpenMP x*=c"
+    if floor == "np.add" and threads > 1:
+        return "floor np.add", "np.add (1 thread)"
+    return f"floor {floor}", floor
+
+
+def family_table(block, n, threads):
+    """Markdown lines of the family cases at one (size, threads)."""
+    med = {name: v["median_s"] for name, v in block.items()}
+    shape = family_shape(n)
+    lines = [f"### {n:,} elements {shape}, {threads} thread{'s' if threads > 1 else ''}", "",
+             "| variant | cdrop | floor | cdrop / floor | target | peers: time (cdrop faster by) |",
+             "| --- | ---: | --- | ---: | ---: | --- |"]
+    for variant, (_, _, goal, peers) in FAMILY.items():
+        c = med.get(f"{variant}: cdrop")
+        if c is None:
+            continue
+        fname, flabel = family_floor(variant, threads, med)
+        f = med.get(fname)
+        if variant.startswith("gaussian") and n != 4_194_304:
+            goal_text = f"({goal:g}x at 4M)"
+        else:
+            goal_text = f"<= {goal:g}x"
+        cp = med.get(f"{variant}: cdrop{PEER_RUN}", c)  # cdrop beside its peers
+        cells = [f"{peer} {fmt_time(med[f'{variant}: {peer}'])} "
+                 f"({fmt_ratio(med[f'{variant}: {peer}'] / cp)})"
+                 for peer, _ in peers if f"{variant}: {peer}" in med]
+        lines.append(f"| {variant} | {fmt_time(c)} | {flabel} {fmt_time(f) if f else ''} "
+                     f"| {fmt_ratio(c / f) if f else ''} | {goal_text} | {'; '.join(cells)} |")
+    floors = [f"{name[6:]} {fmt_time(t)}" for name, t in med.items() if name.startswith("floor ")]
+    return lines + ["", "Floors: " + ", ".join(floors) + ".", ""]
+
+
+def family_targets(results, threads_list):
+    """The issue's speed targets of the dropout family: [(description, value, status)]."""
+    rows = []
+
+    def med(n, threads, name):
+        return results.get((n, threads), {}).get(name, {}).get("median_s")
+
+    for variant, (_, floor, goal, _) in FAMILY.items():
+        sizes = (4_194_304,) if variant.startswith("gaussian") else FAMILY_SIZES
+        for n in sizes:
+            for threads in threads_list:
+                block = results.get((n, threads), {})
+                fname, flabel = family_floor(variant, threads, block)
+                desc = (f"{variant}, {n:,} {family_shape(n)}, {threads} thread(s): <= {goal:g}x "
+                        f"{flabel} floor")
+                c, f = med(n, threads, f"{variant}: cdrop"), med(n, threads, fname)
+                if c is None or f is None:
+                    rows.append((desc, "not measured", "n/a"))
+                    continue
+                extra = ""
+                if threads > 1 and fname != f"floor {floor}":
+                    f1 = med(n, threads, f"floor {floor}")
+                    extra = f" (vs {floor} on 1 thread: {c / f1:.2f}x)" if f1 else ""
+                rows.append((desc, f"{c / f:.2f}x{extra}", "PASS" if c / f <= goal else "MISS"))
+    n = 4_194_304
+    for variant, peer in FAMILY_TORCH_TARGETS.items():
+        for threads in threads_list:
+            desc = (f"{variant}, {n:,}, {threads} thread(s): >= 10x faster than {peer} "
+                    "(same threads)")
+            c, t = med(n, threads, f"{variant}: cdrop{PEER_RUN}"), med(n, threads,
+                                                                   f"{variant}: {peer}")
+            if c is None or t is None:
+                rows.append((desc, "not measured", "n/a"))
+                continue
+            # what no in-place implementation can beat: the peer's time over the floor's
+            f = med(n, threads, family_floor(variant, threads, results.get((n, threads), {}))[0])
+            ceiling = f"; the floor allows {t / f:.1f}x" if f else ""
+            rows.append((desc, f"{t / c:.1f}x{ceiling}", "PASS" if t / c >= 10 else "MISS"))
     return rows
 
 
@@ -700,8 +871,9 @@ def parser():
                     help="sizes up to 262,144 only, fewer rounds (about 15 s)")
     ap.add_argument("--check", action="store_true",
                     help="only what the speed targets need (cdrop in place, out of place and "
-                         "packed mask, the floors, and the peers at 4M), fewer rounds: print "
-                         "the tables and the target checklist, write no file (about 20 s)")
+                         "packed mask, the floors, and the peers at 4M; the dropout family "
+                         "and its torch peers at 4M), fewer rounds: print the tables and the "
+                         "target checklist, write no file (about a minute)")
     ap.add_argument("--rounds", type=positive_int, default=None,
                     help="rounds at every size (default: 61 up to 16,384, 201 at 262,144, "
                          "41 at 4M, 21 at 16M; --quick: 41/41/101; --check: 31/61/21/15)")
@@ -805,9 +977,37 @@ def main(argv=None):
         print("\n".join(md), flush=True)
         print(f"[half precision: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
 
+    family_results = {}
+    if dtype == np.float32 and not args.quick:  # 4M and 16M: not a --quick size
+        t0 = time.perf_counter()
+        family_schedule = FAMILY_CHECK_SCHEDULE if args.check else FAMILY_SCHEDULE
+        md = ["## The dropout family (issue 11)", "",
+              f"float32, p = {args.p:g} (gaussian_noise: stddev 0.1), in place (dropout_add: "
+              "`out=residual`, rows of 1,024 with a bias along them); every case is restored "
+              "before its timed call.  `floor` is `np.multiply(x, c, out=x)` (dropout_add: "
+              "`np.add(x, r, out=r)`, the same three memory streams); with more than one thread, "
+              "cdrop's OpenMP `x *= c` (dropout_add: still `np.add` on 1 thread, since no "
+              "three-stream OpenMP floor exists).  Peers: PyTorch's function at the same thread "
+              "count, or NumPy's textbook form where torch has none (1 thread).", ""]
+        for n, rounds in family_schedule.items():
+            if args.rounds is not None:
+                rounds = args.rounds
+            for threads in threads_list:
+                block, skip = measure_family(n, threads, args.p, rounds,
+                                             family_check_names(n) if args.check else None)
+                skipped.update(skip)
+                family_results[(n, threads)] = block
+                tab = family_table(block, n, threads)
+                tab.insert(1, f"({rounds} rounds)")
+                md += tab
+                print("\n".join(tab), flush=True)
+        lines += md
+        print(f"[dropout family: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+
     target_rows = (targets(results, threads_list)
                    + (torch_targets(torch_results) if torch_results else [])
-                   + half_targets(half_results))
+                   + half_targets(half_results)
+                   + (family_targets(family_results, threads_list) if family_results else []))
     target_lines = ["## Targets", ""]
     if dtype != np.float32 or args.p != 0.5:
         target_lines += [("(The targets are defined for float32, p = 0.5; this run is "
@@ -846,7 +1046,7 @@ def main(argv=None):
         }
         written = write_report(out_dir, meta, lines, target_lines, target_rows, results,
                                schedule, args.rounds, list(sizes), threads_list, list(names),
-                               torch_results, half_results)
+                               torch_results, half_results, family_results)
         print("\n".join(target_lines))
         print(f"Wrote {written} in {elapsed:.0f} s.")
     if contended:
@@ -856,7 +1056,8 @@ def main(argv=None):
 
 
 def write_report(out_dir, meta, lines, target_lines, target_rows, results, schedule, rounds,
-                 sizes, threads_list, names, torch_results=None, half_results=None):
+                 sizes, threads_list, names, torch_results=None, half_results=None,
+                 family_results=None):
     """Write report.md, report.json and throughput.png into `out_dir`; say what was written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = header(meta) + ["## Results", ""] + lines + target_lines
@@ -876,6 +1077,10 @@ def write_report(out_dir, meta, lines, target_lines, target_rows, results, sched
                              "p": meta["p"], **stats}
                             for n, block in (half_results or {}).items()
                             for d, stats in block.items()],
+         "dropout_family": [{"size": n, "threads": threads, "impl": name, "dtype": "float32",
+                             "p": meta["p"], "shape": list(family_shape(n)), **stats}
+                            for (n, threads), block in (family_results or {}).items()
+                            for name, stats in block.items()],
          "targets": [{"target": d, "measured": v, "status": s} for d, v, s in target_rows]},
         indent=1) + "\n")
     try:

@@ -9,7 +9,9 @@ bench/impls.py at p = 0.1 and 0.5, the floors included.  With torch installed, a
 cdrop.torch.Dropout against torch.nn.Dropout in a training step's form (forward, then
 backward), float32 and bfloat16, at 16Ki, 1M and 16M elements ("large"), and one 1,000-element
 call of cdrop.torch.dropout against torch's F.dropout.  Half precision: cdrop in place on float16
-and bfloat16 (ml_dtypes) beside float32, 1 thread.  Implementations whose library is not
+and bfloat16 (ml_dtypes) beside float32, 1 thread.  The dropout family (issue 11): every variant
+of bench/impls.py's FAMILY beside its floors and its PyTorch or NumPy peers, float32, (N, C, 32,
+32) inputs of 262,144, 4M and 16M ("large") elements.  Implementations whose library is not
 installed (torch) are skipped with the reason.  In-place implementations get a fresh copy of the
 same data before every round (`benchmark.pedantic` with a `setup`), so no round measures an
 array that earlier rounds turned into zeros or infinities; the copy is outside the timed call.
@@ -29,6 +31,8 @@ from impls import (
     TORCH_FWD_BWD,
     Unavailable,
     cdrop_inplace,
+    family_implementations,
+    family_shape,
     half_array,
 )
 
@@ -131,3 +135,50 @@ def test_torch_small_call(benchmark, impl):
     benchmark.name = f"{impl} p=0.5"
     benchmark.extra_info.update(impl=impl, dtype="float32", size=1_000, p=0.5, threads=1)
     assert benchmark(run).shape == (1_000,)
+
+
+FAMILY_ROWS = {name: (factory, inplace) for name, factory, inplace in family_implementations()}
+
+
+@pytest.fixture
+def _restore_torch_threads_if_any():
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("_restore_torch_threads_if_any")
+@pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"threads={t}")
+@pytest.mark.parametrize("size", [262_144, *SIZES[3:]], ids=lambda n: f"n={n}")
+@pytest.mark.parametrize("impl", list(FAMILY_ROWS))
+def test_dropout_family(benchmark, impl, size, threads):
+    """Issue 11's variants, floors and peers at p = 0.5, float32; in-place cases (dropout_add:
+    into its residual) get fresh copies of x and the residual before every round."""
+    factory, inplace = FAMILY_ROWS[impl]
+    shape = family_shape(size)
+    gen = np.random.default_rng(0)
+    src, src_r = (gen.standard_normal(shape, dtype=np.float32) for _ in range(2))
+    x, r = src.copy(), src_r.copy()
+    try:
+        run = factory(x, r, 0.5, threads)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    benchmark.group = f"dropout family float32 {shape} threads={threads}"
+    benchmark.name = f"{impl} p=0.5"
+    benchmark.extra_info.update(impl=impl, dtype="float32", size=size, p=0.5, threads=threads)
+
+    def restore():
+        np.copyto(x, src)
+        np.copyto(r, src_r)
+
+    if inplace:
+        benchmark.pedantic(run, setup=restore, rounds=_rounds(size), iterations=1,
+                           warmup_rounds=1)
+    else:
+        result = benchmark(run)
+        assert tuple(result.shape) in (shape, (size // 1024, 1024))

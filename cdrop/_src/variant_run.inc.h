@@ -7,13 +7,29 @@
  *                             keep byte (0/1) or normal; uses the constants C0, C1, C2, Z0
  *   CDROP_VR_DROPPED_CONST    1: a dropped element's value does not depend on the inputs
  * and the dtype's macros T (storage), W (working type), CDROP_VLOAD(const T *),
- * CDROP_VSTORE(T *, W), CDROP_VZERO (the T whose bits are all zero).
+ * CDROP_VSTORE(T *, W), CDROP_VCOPY (1: T is W, so a store is a copy).
  *
  * Why chunks of 64 through a local array: y may be x or r (in place, or dropout_add into its
  * residual), so y cannot be declared restrict; with plain pointers GCC guards its vector loop
  * with an overlap test that fails exactly when y == x and then runs the scalar loop.  Computing
  * 64 results into a local array and storing them afterwards needs no such test.
  */
+#ifndef CDROP_VR_STORE64
+/* Store the m results of a chunk.  Where T is the working type the loop is a copy, which GCC
+ * turns into a call to memcpy of m bytes; a whole chunk's constant-size memcpy is inlined as
+ * vector moves instead (measured: OP_DROP with a shared keep flag 0.157 -> 0.125 ns per element
+ * in cache). */
+#define CDROP_VR_STORE64(y, v, m)                                                                  \
+    do {                                                                                           \
+        if (CDROP_VCOPY && (m) == 64) {                                                            \
+            memcpy((y), (v), 64 * sizeof(T));                                                      \
+        } else {                                                                                   \
+            for (int i_ = 0; i_ < (m); i_++)                                                       \
+                CDROP_VSTORE((y) + i_, (v)[i_]);                                                   \
+        }                                                                                          \
+    } while (0)
+#endif
+
 static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_t n)
 {
     const W C0 = (W)c->c0, C1 = (W)c->c1, C2 = (W)c->c2;
@@ -38,8 +54,7 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
             for (int i = 0; i < m; i++)
                 v[i] = CDROP_VR_ELEM(CDROP_VLOAD(x + i0 + i), CDROP_VLOAD(r + i0 + i),
                                      CDROP_VLOAD(b + i0 + i), k[i0 + i]);
-            for (int i = 0; i < m; i++)
-                CDROP_VSTORE(y + i0 + i, v[i]);
+            CDROP_VR_STORE64(y + i0, v, m);
         }
         return;
     }
@@ -63,8 +78,7 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
             for (int i = 0; i < m; i++)
                 v[i] = CDROP_VR_ELEM(CDROP_VLOAD(x + i0 + i), CDROP_VLOAD(r + i0 + i),
                                      CDROP_VLOAD(b + i0 + i), kc);
-            for (int i = 0; i < m; i++)
-                CDROP_VSTORE(y + i0 + i, v[i]);
+            CDROP_VR_STORE64(y + i0, v, m);
         }
         return;
     }

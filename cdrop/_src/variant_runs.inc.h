@@ -44,6 +44,7 @@ static inline double cdrop_vsel_d(unsigned k, double a, double b)
 #define CDROP_VLOAD(p) (*(p))
 #define CDROP_VSTORE(p, v) (*(p) = (v))
 #define CDROP_VSFX f32
+#define CDROP_VCOPY 1
 #include "variant_dtype.inc.h"
 #undef T
 #undef W
@@ -52,6 +53,7 @@ static inline double cdrop_vsel_d(unsigned k, double a, double b)
 #undef CDROP_VLOAD
 #undef CDROP_VSTORE
 #undef CDROP_VSFX
+#undef CDROP_VCOPY
 
 /* float64 (normals are float32, widened exactly) */
 #define T double
@@ -61,6 +63,7 @@ static inline double cdrop_vsel_d(unsigned k, double a, double b)
 #define CDROP_VLOAD(p) (*(p))
 #define CDROP_VSTORE(p, v) (*(p) = (v))
 #define CDROP_VSFX f64
+#define CDROP_VCOPY 1
 #include "variant_dtype.inc.h"
 #undef T
 #undef W
@@ -69,6 +72,7 @@ static inline double cdrop_vsel_d(unsigned k, double a, double b)
 #undef CDROP_VLOAD
 #undef CDROP_VSTORE
 #undef CDROP_VSFX
+#undef CDROP_VCOPY
 
 /* float16 and bfloat16: widened exactly to float32, the formula in float32, the result rounded
  * once (half_scalar.h's conversions), except ADD, which rounds every step (R). */
@@ -79,15 +83,18 @@ static inline double cdrop_vsel_d(unsigned k, double a, double b)
 #define CDROP_VLOAD(p) cdrop_widen_f16(*(p))
 #define CDROP_VSTORE(p, v) (*(p) = cdrop_narrow_f16(v))
 #define CDROP_VSFX f16
+#define CDROP_VCOPY 0
 #include "variant_dtype.inc.h"
 #undef R
 #undef CDROP_VLOAD
 #undef CDROP_VSTORE
 #undef CDROP_VSFX
+#undef CDROP_VCOPY
 #define R(v) cdrop_widen_bf16(cdrop_narrow_bf16(v))
 #define CDROP_VLOAD(p) cdrop_widen_bf16(*(p))
 #define CDROP_VSTORE(p, v) (*(p) = cdrop_narrow_bf16(v))
 #define CDROP_VSFX bf16
+#define CDROP_VCOPY 0
 #include "variant_dtype.inc.h"
 #undef T
 #undef W
@@ -96,6 +103,7 @@ static inline double cdrop_vsel_d(unsigned k, double a, double b)
 #undef CDROP_VLOAD
 #undef CDROP_VSTORE
 #undef CDROP_VSFX
+#undef CDROP_VCOPY
 
 #define CDROP_VROW(op)                                                                             \
     {CDROP_CAT3(cdrop_vrun_, op, _f32), CDROP_CAT3(cdrop_vrun_, op, _f64),                         \
