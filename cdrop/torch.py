@@ -533,6 +533,8 @@ def _variant_fill(src, dst, spec, residual, bias):
     if n == 0:
         return
     key, offset, p, op, c0, c1, c2, ns = spec
+    if ns is not None and -1 in ns:  # a traced call's axes that follow the input: see _Plan
+        ns = [size if k == -1 else k for k, size in zip(ns, src.shape)]
     threads = torch.get_num_threads() if n >= MIN_PARALLEL else 1
     s, bf16 = _view(src)
     d = s if dst is src else _view(dst)[0]
@@ -642,14 +644,31 @@ class _Plan:
     """A checked call of a variant, ready to run once its key is known."""
 
     __slots__ = ("input", "op", "p", "c0", "c1", "c2", "ns", "inplace", "offset", "residual",
-                 "bias")
+                 "bias", "follow")
 
     def __init__(self, input, op, p, c0, c1=0.0, c2=0.0, ns=None, inplace=False, offset=0,
-                 residual=None, bias=None):
+                 residual=None, bias=None, follow=None):
         self.input, self.op, self.p, self.c0, self.c1, self.c2 = input, op, p, c0, c1, c2
-        # a noise shape equal to the input's is the element-wise mask (same bits, no array)
-        self.ns = None if ns is None or tuple(ns) == _shape(input) else list(ns)
+        # follow: per axis of ns, whether it is the input's size by rule (the batch and channel
+        # axes of dropout2d, Keras' None) rather than by coincidence.  torch.jit.trace keeps the
+        # operator's arguments as constants: there those axes go to the operator as -1 (the
+        # input's size, read when it runs), so that a trace made with batch 1 draws one decision
+        # per sample of a larger batch.
+        self.follow = follow
+        # a noise shape equal to the input's is the element-wise mask (same bits, no array);
+        # not in a trace unless every axis follows the input (a (N, C, 1, 1) input there would
+        # make every later input's dropout2d element-wise)
+        self.ns = (None if ns is None or tuple(ns) == _shape(input) and (
+            _tracing() is None or follow is not None and all(follow)) else list(ns))
         self.inplace, self.offset, self.residual, self.bias = inplace, offset, residual, bias
+
+
+def _plain(t):
+    """Whether `t` is a plain tensor (or a Parameter), whose memory the kernels may read
+    directly.  A subclass (torch's __torch_dispatch__ wrappers, e.g. DTensor) goes through the
+    operators, which its dispatch handles, as it does for cdrop::dropout."""
+    cls = type(t)
+    return cls is Tensor or cls is nn.Parameter
 
 
 def _execute(plan, seed, key=None, via_op=False):
@@ -669,7 +688,8 @@ def _execute(plan, seed, key=None, via_op=False):
         if out is not None:
             return out
     if (key is None and not via_op and not _is_compiling() and not _dispatch_modes()
-            and not _function_modes() and _tracing() is None):
+            and not _function_modes() and _tracing() is None and _plain(input)
+            and (residual is None or _plain(residual)) and (bias is None or _plain(bias))):
         # eager: the kernels directly, autograd through _EagerVariant
         if type(seed) is int:
             k = seed
@@ -691,7 +711,10 @@ def _execute(plan, seed, key=None, via_op=False):
         return out
     if key is None:
         key = _draw(seed) if seed is None or isinstance(seed, torch.Generator) else _int_key(seed)
-    args = (key, _signed(plan.offset), plan.p, plan.op, plan.c0, plan.c1, plan.c2, plan.ns,
+    ns = plan.ns
+    if ns is not None and plan.follow is not None and _tracing() is not None:
+        ns = [-1 if f else n for f, n in zip(plan.follow, ns)]  # see _Plan
+    args = (key, _signed(plan.offset), plan.p, plan.op, plan.c0, plan.c1, plan.c2, ns,
             residual, bias)
     if not plan.inplace:
         return _variant_op(input, *args)
@@ -752,21 +775,23 @@ def _numel(input):
     return int(n) if isinstance(n, Tensor) else n  # torch.jit.trace makes numel() a tensor
 
 
-def _drop_plan(input, p, training, inplace, offset, ns):
-    """Dropout with the mask drawn at noise shape `ns` (checked against input)."""
+def _drop_plan(input, p, training, inplace, offset, ns, follow=None):
+    """Dropout with the mask drawn at noise shape `ns` (checked against input); `follow` as
+    in _Plan."""
     offset = check_offset(offset, math.prod(ns))
     if inplace and training:
         _check_inplace(input, p)
     if not training or p == 0.0:
         return input
     return _Plan(input, _OP_DROP, p, 1 / (1 - p) if p < 1.0 else 0.0, ns=ns, inplace=inplace,
-                 offset=offset)
+                 offset=offset, follow=follow)
 
 
 def _plan_noise(input, p, training, inplace, offset, noise_shape):
     p, training, inplace = _start(input, p, training, inplace)
     ns = check_noise_shape(noise_shape, _shape(input))
-    return _drop_plan(input, p, training, inplace, offset, ns)
+    follow = tuple(d is None for d in noise_shape)  # Keras' None: the input's size
+    return _drop_plan(input, p, training, inplace, offset, ns, follow)
 
 
 def _warn(msg):
@@ -810,25 +835,35 @@ def _channel_noise(name, shape):
     return (shape[0],) + (1,) * (nd - 1)  # unbatched: torch unsqueezes a batch axis
 
 
+def _leading(ns, k):
+    """`follow` (see _Plan) of a noise shape whose first k axes are the input's (N, C)."""
+    return (True,) * k + (False,) * (len(ns) - k)
+
+
 def _plan_channels(name, input, p, training, inplace, offset):
     p, training, inplace = _start(input, p, training, inplace)
     ns = _channel_noise(name, _shape(input))
-    return _drop_plan(input, p, training, inplace, offset, ns)
+    # the (N, C) or (C) axes: dropout1d's all but the last, dropout3d's 1 unless batched
+    k = (len(ns) - 1 if name == "dropout1d" else 1 if name == "dropout3d" and len(ns) != 5
+         else 2)
+    return _drop_plan(input, p, training, inplace, offset, ns, _leading(ns, k))
 
 
 def _plan_alpha(input, p, training, inplace, offset, feature):
     p, training, inplace = _start(input, p, training, inplace)
     shape = _shape(input)
     ns = _feature_noise(shape, "feature_alpha_dropout") if feature else shape
+    follow = _leading(ns, 2 if feature else len(ns))
     if p == 1.0:  # no finite constants: every element dropped, +0.0
-        return _drop_plan(input, p, training, inplace, offset, ns)
+        return _drop_plan(input, p, training, inplace, offset, ns, follow)
     offset = check_offset(offset, math.prod(ns))
     if inplace and training:
         _check_inplace(input, p)
     if not training or p == 0.0:
         return input
     a, b, c2 = _alpha_constants(p)
-    return _Plan(input, _OP_ALPHA, p, a, b, c2, ns=ns, inplace=inplace, offset=offset)
+    return _Plan(input, _OP_ALPHA, p, a, b, c2, ns=ns, inplace=inplace, offset=offset,
+                 follow=follow)
 
 
 def _plan_drop_path(input, p, training, scale_by_keep, inplace, offset):
@@ -839,7 +874,7 @@ def _plan_drop_path(input, p, training, scale_by_keep, inplace, offset):
         raise ValueError("input must have at least 1 dimension for drop_path (axis 0: the "
                          "samples), got 0")
     ns = (shape[0],) + (1,) * (len(shape) - 1)
-    plan = _drop_plan(input, p, training, inplace, offset, ns)
+    plan = _drop_plan(input, p, training, inplace, offset, ns, _leading(ns, 1))
     if isinstance(plan, _Plan) and not scale_by_keep:
         plan.c0 = 1.0  # timm: kept samples are not scaled
     return plan
@@ -1290,6 +1325,18 @@ def _new_count():
         return torch.zeros((), dtype=torch.int64, device=_CPU)
 
 
+_Proxy = torch.fx.Proxy
+
+
+def _fx_call(module, *args):
+    """torch.fx.symbolic_trace of a model holding `module`: one call_module node, as FX records
+    torch's own dropout modules (its leaves), so that a model still traces after
+    replace_dropout (torchvision's feature extraction, FX quantization).  Tracing the forward
+    instead would hand a Proxy to the input checks."""
+    tracer = args[0].tracer
+    return tracer.create_proxy("call_module", tracer.path_of_module(module), args, {})
+
+
 class Dropout(nn.Module):
     """Drop-in replacement for ``torch.nn.Dropout``, running cdrop's kernels.
 
@@ -1354,11 +1401,18 @@ class Dropout(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         """Dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         seed = self.seed
         if type(seed) is int and self.training:
-            if _is_compiling() and self.p != 0.0:
+            if _is_compiling():
                 # the derivation inside the graph (Dynamo cannot trace the compiled derive)
                 _check_input(input)
+                if self.p == 0.0:
+                    # input itself, taking a call number as in eager mode (the eager branch
+                    # below reads the graph task id, which Dynamo cannot trace)
+                    self._calls.add_(1)
+                    return input
                 key = _derived_key_op(seed >> 32, seed & 0xFFFFFFFF, self._calls)
                 self._calls.add_(1)
                 return _run_op(input, key, 0, self.p, self.inplace)
@@ -1445,6 +1499,8 @@ class _ChannelDropout(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Channel dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_channels(self._name, input, self.p, self.training, self.inplace,
                                         0))
 
@@ -1505,6 +1561,8 @@ class AlphaDropout(_ChannelDropout):
 
     def forward(self, input: Tensor) -> Tensor:
         """Alpha dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_alpha(input, self.p, self.training, self.inplace, 0,
                                      self._feature))
 
@@ -1554,6 +1612,8 @@ class DropPath(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Drop path of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_drop_path(input, self.p, self.training, self.scale_by_keep,
                                          False, 0))
 
@@ -1593,6 +1653,8 @@ class GaussianDropout(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Gaussian dropout of `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_gaussian_dropout(input, self.p, self.training, False, 0))
 
 
@@ -1631,6 +1693,8 @@ class GaussianNoise(_SeededLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         """Gaussian noise added to `input` in training mode, the identity in evaluation mode."""
+        if isinstance(input, _Proxy):
+            return _fx_call(self, input)
         return self._run(_plan_gaussian_noise(input, self.stddev, self.training, False, 0))
 
 
@@ -1670,6 +1734,8 @@ class DropoutAdd(_SeededLayer):
     def forward(self, input: Tensor, residual: Tensor, bias: Tensor | None = None) -> Tensor:
         """``residual + dropout(input + bias)`` in training mode, ``residual + (input + bias)``
         in evaluation mode."""
+        if isinstance(input, _Proxy) or isinstance(residual, _Proxy):
+            return _fx_call(self, input, residual, bias)
         return self._run(_plan_dropout_add(input, residual, self.p, self.training, bias, 0))
 
 
