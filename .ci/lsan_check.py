@@ -67,6 +67,21 @@ for i in range(150):
     expect_error(cdrop.dropout, np.broadcast_to(x32, (2, x32.size)), 0.5, inplace=True)
     expect_error(cdrop.dropout_mask, -1, seed=1)
     expect_error(cdrop.set_num_threads, 0)
+    # the dropout family: fused and generic kernels, keep arrays, normals (scratch per thread)
+    x4 = x32[:69_632].reshape(17, 16, 16, 16)
+    cdrop.dropout(x4, 0.3, seed=i, noise_shape=(None, None, 1, 1), num_threads=2)
+    cdrop.drop_path(x4, 0.2, seed=i)
+    cdrop.alpha_dropout(x32, 0.2, seed=i, num_threads=2)
+    cdrop.alpha_dropout(xf, 0.2, seed=i)
+    cdrop.gaussian_dropout(x64, 0.2, seed=i)
+    cdrop.gaussian_noise(x32, 0.5, seed=i, num_threads=2)
+    cdrop.dropout_add(x32, out, 0.1, bias=x32[:10].repeat(7_000), seed=i, out=out)
+    cdrop.dropout_add(xf, xf, 0.1, bias=np.ones(70, np.float32), seed=i)
+    fam = cdrop.DropoutAdd(0.1, seed=i)
+    z = fam(x64, x64, bias=x64[:5_000])
+    fam.backward(np.ones_like(z))
+    expect_error(cdrop.dropout_add, x32, x64, 0.1)
+    expect_error(cdrop.dropout, x4, 0.1, noise_shape=(2, 1, 1, 1))
 """
 
 SELF_TEST = r"""
