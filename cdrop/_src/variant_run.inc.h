@@ -14,22 +14,6 @@
  * with an overlap test that fails exactly when y == x and then runs the scalar loop.  Computing
  * 64 results into a local array and storing them afterwards needs no such test.
  */
-#ifndef CDROP_VR_STORE64
-/* Store the m results of a chunk.  Where T is the working type the loop is a copy, which GCC
- * turns into a call to memcpy of m bytes; a whole chunk's constant-size memcpy is inlined as
- * vector moves instead (measured: OP_DROP with a shared keep flag 0.157 -> 0.125 ns per element
- * in cache). */
-#define CDROP_VR_STORE64(y, v, m)                                                                  \
-    do {                                                                                           \
-        if (CDROP_VCOPY && (m) == 64) {                                                            \
-            memcpy((y), (v), 64 * sizeof(T));                                                      \
-        } else {                                                                                   \
-            for (int i_ = 0; i_ < (m); i_++)                                                       \
-                CDROP_VSTORE((y) + i_, (v)[i_]);                                                   \
-        }                                                                                          \
-    } while (0)
-#endif
-
 static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_t n)
 {
     const W C0 = (W)c->c0, C1 = (W)c->c1, C2 = (W)c->c2;
@@ -54,7 +38,7 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
             for (int i = 0; i < m; i++)
                 v[i] = CDROP_VR_ELEM(CDROP_VLOAD(x + i0 + i), CDROP_VLOAD(r + i0 + i),
                                      CDROP_VLOAD(b + i0 + i), k[i0 + i]);
-            CDROP_VR_STORE64(y + i0, v, m);
+            CDROP_VSTORE64(y + i0, v, m);
         }
         return;
     }
@@ -78,7 +62,7 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
             for (int i = 0; i < m; i++)
                 v[i] = CDROP_VR_ELEM(CDROP_VLOAD(x + i0 + i), CDROP_VLOAD(r + i0 + i),
                                      CDROP_VLOAD(b + i0 + i), kc);
-            CDROP_VR_STORE64(y + i0, v, m);
+            CDROP_VSTORE64(y + i0, v, m);
         }
         return;
     }
