@@ -48,7 +48,8 @@ static inline uint32_t cdrop_sel(uint32_t c, uint32_t a, uint32_t b)
 /* float16 -> float32, exact.  Normal numbers, Inf and NaN (payload kept) rebias the exponent;
  * zeros and subnormals are m * 2^-24, exact in float32 (m < 1024, the result a normal float).
  * Selects, not branches, so that the compiler vectorises the portable loops. */
-static inline float cdrop_widen_f16(uint16_t h)
+/* (always_inline: see cdrop_step_keeps in producer_scalar.h) */
+static inline __attribute__((always_inline)) float cdrop_widen_f16(uint16_t h)
 {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t a = h & 0x7FFFu;
