@@ -80,9 +80,11 @@ cdrop_kernel_table cdrop_kernels_for(int path);
 #define CDROP_MAX_DIMS 64
 enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS };
 
-/* Scratch bytes a piece of a strided or band walk needs (keep bytes of a block or a tile); the
- * caller provides them, one buffer per thread, so that no kernel needs a large stack. */
-#define CDROP_SCRATCH_BYTES ((int64_t)64 * 1024)
+/* Scratch bytes a piece of a strided or band walk needs (keep bytes of a block, or of a tile in
+ * index order and again in memory order); the caller provides them, one buffer per thread, so
+ * that no kernel needs a large stack.  A tile of 256 KiB of keep bytes is 64 rows of a 4096-wide
+ * array, and both halves stay in L2. */
+#define CDROP_SCRATCH_BYTES ((int64_t)512 * 1024)
 
 typedef struct {
     cdrop_kernel_fn fn;   /* CONTIG: the kernel */

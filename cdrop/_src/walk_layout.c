@@ -9,6 +9,8 @@
 #include "consumers_scalar.h"
 #include "kernels.h"
 
+#include <string.h>
+
 /* Elements [0, n) of a run: byte strides is/id, element r's keep flag keep[r * ks]. */
 static void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
                             const uint8_t *keep, int64_t ks, int64_t n)
@@ -78,36 +80,61 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
     }
 }
 
-/* The band walk.  Walking a Fortran-ordered array in logical C order touches a new cache line
- * for every element, and with a power-of-two row pitch the lines even collide in the same cache
- * sets (a Fortran 4096 x 4096 float32 array took 200 ms against 2.4 ms in C order).  The array
- * is seen as (outer..., R, C) with the last two logical axes; a band is up to CDROP_BAND_ROWS
- * consecutive rows of one outer index, cut into tiles of columns whose keep bytes fit the
- * scratch.  Each row segment of a tile is a contiguous range of the stream, and the tile is then
- * visited column by column, rows innermost, which follows memory when the row stride is the
- * small one.  The keep rows are stored with a pitch that is not a multiple of 4 KiB, so that
- * reading them down a column does not hit one cache set.  Measured, float32 in place on one
- * thread: Fortran 4096 x 4096 200 -> 50 ms (the rest is the transposed access: NumPy's own
- * F -> C copy of it takes 130 ms).  Bands are numbered o * ceil(R / rows) + band. */
-#define CDROP_BAND_ROWS 32
-#define CDROP_BAND_BYTES CDROP_SCRATCH_BYTES
+/* The tile walk (CDROP_WALK_BANDS).  The array is seen as (outer..., Q, R, C) with its last
+ * three logical axes; a tile is k consecutive matrices of Q, or nr consecutive rows of one
+ * matrix, or nr rows by cw columns, whichever is the largest that keeps CDROP_TILE_BYTES of keep
+ * bytes.  Its keep bytes are made in index order, as few long ranges of the stream as possible
+ * (one range for whole rows or matrices; else one per row segment of at least 4096 columns): a
+ * range that starts inside a block seeds the block and skips up to 255 steps, which per short
+ * segment cost more than the segment itself (a Fortran 4096 x 4096 float32 array took 6x
+ * np.multiply's time, a (2**20, 2, 8) view 56x).  The keep bytes are then permuted into the
+ * tile's memory order (the three axes sorted by the source's strides, 8 x 8 byte transposes for
+ * the common 2-D case) and applied in that order, with the contiguous runs merged, so that a
+ * transposed or Fortran-ordered tile is one vectorised pass over memory.  The tiles are the
+ * pieces, numbered in C order of (outer, q tile, r tile, c tile); they do not depend on the
+ * thread count, and a single band of rows is split by columns between threads. */
+#define CDROP_TILE_BYTES (CDROP_SCRATCH_BYTES / 2) /* index order; the other half: memory order */
+#define CDROP_TILE_ROWS 32 /* rows of a tile cut by columns: cw >= 4096 columns */
 
-/* Rows per band: at least CDROP_BAND_ROWS, and as many whole rows as the scratch holds when rows
- * are short (a Fortran (2^20, 16) array has 16-element rows: 32-row bands would visit each
- * column, 4 MiB apart, for 32 elements only). */
-static int64_t cdrop_band_rows(int64_t C)
+typedef struct {
+    int64_t Q, R, C, U; /* matrices per outer index, rows, columns; outer indices */
+    int64_t k, nr, cw;  /* matrices, rows and columns per tile */
+    int64_t tq, tr, tc; /* tiles along Q, R, C */
+} cdrop_tiles;
+
+static void cdrop_tile_geom(const cdrop_job *job, cdrop_tiles *t)
 {
-    return (C > 0 && C * CDROP_BAND_ROWS < CDROP_BAND_BYTES) ? CDROP_BAND_BYTES / C
-                                                             : CDROP_BAND_ROWS;
+    const int nd = job->ndim;
+    t->R = job->shape[nd - 2];
+    t->C = job->shape[nd - 1];
+    t->Q = nd >= 3 ? job->shape[nd - 3] : 1;
+    t->U = 1;
+    for (int d = 0; d < nd - 3; d++)
+        t->U *= job->shape[d];
+    const int64_t M = t->R * t->C;
+    if (M <= CDROP_TILE_BYTES) { /* whole matrices */
+        t->k = CDROP_TILE_BYTES / M < t->Q ? CDROP_TILE_BYTES / M : t->Q;
+        t->nr = t->R;
+        t->cw = t->C;
+    } else if (t->C * CDROP_TILE_ROWS <= CDROP_TILE_BYTES) { /* whole rows */
+        t->k = 1;
+        t->nr = CDROP_TILE_BYTES / t->C;
+        t->cw = t->C;
+    } else { /* rows cut by columns */
+        t->k = 1;
+        t->nr = t->R < CDROP_TILE_ROWS ? t->R : CDROP_TILE_ROWS;
+        t->cw = (CDROP_TILE_BYTES / t->nr) & ~(int64_t)63;
+    }
+    t->tq = (t->Q + t->k - 1) / t->k;
+    t->tr = (t->R + t->nr - 1) / t->nr;
+    t->tc = (t->C + t->cw - 1) / t->cw;
 }
 
 int64_t cdrop_band_count(const cdrop_job *job)
 {
-    int64_t outer = 1;
-    const int64_t rows = cdrop_band_rows(job->shape[job->ndim - 1]);
-    for (int d = 0; d < job->ndim - 2; d++)
-        outer *= job->shape[d];
-    return outer * ((job->shape[job->ndim - 2] + rows - 1) / rows);
+    cdrop_tiles t;
+    cdrop_tile_geom(job, &t);
+    return t.U * t.tq * t.tr * t.tc;
 }
 
 int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr)
@@ -121,48 +148,181 @@ int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr)
     return (sr < sc && dr < dc) ? CDROP_WALK_BANDS : CDROP_WALK_STRIDED;
 }
 
-/* Band b: rows r0 .. r0 + nr - 1 of outer index o, in tiles of cb columns. */
-static void cdrop_band(const cdrop_job *job, int64_t b, uint8_t *keep)
+/* Transpose the 8 x 8 bytes of a[0..8) (row i = a[i], column j = byte j), in place. */
+static inline void cdrop_transpose8(uint64_t a[8])
+{
+    uint64_t t;
+    for (int i = 0; i < 4; i++) {
+        t = ((a[i] >> 32) ^ a[i + 4]) & 0x00000000FFFFFFFFull;
+        a[i] ^= t << 32;
+        a[i + 4] ^= t;
+    }
+    for (int i = 0; i < 8; i += (i & 1) ? 3 : 1) { /* 0, 1, 4, 5 */
+        t = ((a[i] >> 16) ^ a[i + 2]) & 0x0000FFFF0000FFFFull;
+        a[i] ^= t << 16;
+        a[i + 2] ^= t;
+    }
+    for (int i = 0; i < 8; i += 2) {
+        t = ((a[i] >> 8) ^ a[i + 1]) & 0x00FF00FF00FF00FFull;
+        a[i] ^= t << 8;
+        a[i + 1] ^= t;
+    }
+}
+
+/* out[i1 * n2 + i2] = in[i1 + i2 * ks2] for i1 < n1, i2 < n2: a transpose, in 8 x 8 blocks. */
+static void cdrop_transpose_keep(uint8_t *out, const uint8_t *in, int64_t n1, int64_t n2,
+                                 int64_t ks2)
+{
+    const int64_t b1 = n1 & ~(int64_t)7, b2 = n2 & ~(int64_t)7;
+    for (int64_t i2 = 0; i2 < b2; i2 += 8)
+        for (int64_t i1 = 0; i1 < b1; i1 += 8) {
+            uint64_t a[8];
+            for (int j = 0; j < 8; j++)
+                memcpy(&a[j], in + i1 + (i2 + j) * ks2, 8);
+            cdrop_transpose8(a);
+            for (int j = 0; j < 8; j++)
+                memcpy(out + (i1 + j) * n2 + i2, &a[j], 8);
+        }
+    for (int64_t i1 = 0; i1 < n1; i1++) /* the edges */
+        for (int64_t i2 = i1 < b1 ? b2 : 0; i2 < n2; i2++)
+            out[i1 * n2 + i2] = in[i1 + i2 * ks2];
+}
+
+/* Contiguous runs: the loops that the compiler vectorises (the same select as the scalar
+ * consumers; src == dst is its own loop, since a may-alias pair is not vectorised). */
+#define CDROP_CONTIG_RUN(T, UT, NAME)                                                              \
+    static void NAME(const T *s, T *d, const uint8_t *keep, int64_t n, T scale)                    \
+    {                                                                                              \
+        if ((const T *)d == s) {                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T y = d[i] * scale;                                                                \
+                UT b;                                                                              \
+                memcpy(&b, &y, sizeof b);                                                          \
+                b &= (UT)0 - (UT)keep[i];                                                          \
+                memcpy(&d[i], &b, sizeof b);                                                       \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        const T *restrict sp = s;                                                                  \
+        T *restrict dp = d;                                                                        \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T y = sp[i] * scale;                                                                   \
+            UT b;                                                                                  \
+            memcpy(&b, &y, sizeof b);                                                              \
+            b &= (UT)0 - (UT)keep[i];                                                              \
+            memcpy(&dp[i], &b, sizeof b);                                                          \
+        }                                                                                          \
+    }
+CDROP_CONTIG_RUN(float, uint32_t, cdrop_contig_f32)
+CDROP_CONTIG_RUN(double, uint64_t, cdrop_contig_f64)
+
+/* Elements [0, n) with byte strides is/id and contiguous keep flags. */
+static void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
+                             const uint8_t *keep, int64_t n)
+{
+    if (job->op == CDROP_OP_F32 && is == 4 && id == 4)
+        cdrop_contig_f32((const float *)ps, (float *)pd, keep, n, (float)job->args.scale);
+    else if (job->op == CDROP_OP_F64 && is == 8 && id == 8)
+        cdrop_contig_f64((const double *)ps, (double *)pd, keep, n, job->args.scale);
+    else
+        cdrop_apply_run(job, ps, is, pd, id, keep, 1, n);
+}
+
+typedef struct {
+    int64_t n, s, d, k; /* length, source and destination byte strides, keep stride */
+} cdrop_axis;
+
+static int64_t cdrop_abs64(int64_t x) { return x < 0 ? -x : x; }
+
+/* Tile b of the walk, with scratch of CDROP_SCRATCH_BYTES. */
+static void cdrop_tile(const cdrop_job *job, const cdrop_tiles *t, int64_t b, uint8_t *scratch)
 {
     const int nd = job->ndim;
-    const int64_t R = job->shape[nd - 2], C = job->shape[nd - 1];
-    const int64_t sr = job->sstr[nd - 2], sc = job->sstr[nd - 1];
-    const int64_t dr = job->dstr[nd - 2], dc = job->dstr[nd - 1];
-    const int64_t rows = cdrop_band_rows(C), bands_per_outer = (R + rows - 1) / rows;
-    const int64_t o = b / bands_per_outer, r0 = (b % bands_per_outer) * rows;
-    const int64_t nr = R - r0 < rows ? R - r0 : rows;
-    /* byte offsets of the outer index o (C order over the first ndim - 2 axes) */
-    int64_t so = 0, dof = 0, rem = o;
-    for (int d = nd - 3; d >= 0; d--) {
+    const int64_t ic = b % t->tc, ir = (b / t->tc) % t->tr, iq = (b / t->tc / t->tr) % t->tq;
+    const int64_t u = b / t->tc / t->tr / t->tq;
+    const int64_t q0 = iq * t->k, r0 = ir * t->nr, c0 = ic * t->cw;
+    const int64_t kq = t->Q - q0 < t->k ? t->Q - q0 : t->k;
+    const int64_t nr = t->R - r0 < t->nr ? t->R - r0 : t->nr;
+    const int64_t cn = t->C - c0 < t->cw ? t->C - c0 : t->cw;
+    const int64_t sq = nd >= 3 ? job->sstr[nd - 3] : 0, dq = nd >= 3 ? job->dstr[nd - 3] : 0;
+    const int64_t sr = job->sstr[nd - 2], dr = job->dstr[nd - 2];
+    const int64_t sc = job->sstr[nd - 1], dc = job->dstr[nd - 1];
+    /* byte offsets of the tile's first element: outer index u (C order), then q0, r0, c0 */
+    int64_t so = q0 * sq + r0 * sr + c0 * sc, dof = q0 * dq + r0 * dr + c0 * dc, rem = u;
+    for (int d = nd - 4; d >= 0; d--) {
         const int64_t id = rem % job->shape[d];
         rem /= job->shape[d];
         so += id * job->sstr[d];
         dof += id * job->dstr[d];
     }
-    const int64_t row0 = o * R + r0; /* logical row of the band's top */
-    /* Whole rows in one range of the stream when they fit and their pitch C is not a multiple of
-     * 4 KiB; otherwise tiles of columns, one range per row segment, rows stored with a padded
-     * pitch.  Not whole: then nr <= CDROP_BAND_ROWS (cdrop_band_rows), so cb >= 1984. */
-    const int whole = nr * C <= CDROP_BAND_BYTES && (C % 4096 != 0 || nr == 1);
-    const int64_t cb =
-        whole ? C : (CDROP_BAND_BYTES / nr - 64 < C ? CDROP_BAND_BYTES / nr - 64 : C);
-    for (int64_t c0 = 0; c0 < C; c0 += cb) {
-        const int64_t cn = C - c0 < cb ? C - c0 : cb;
-        const int64_t pitch = whole ? C : cn + 64;
-        if (whole)
-            cdrop_keep_bytes(job, keep, row0 * C, nr * C);
-        else
-            for (int64_t r = 0; r < nr; r++)
-                cdrop_keep_bytes(job, keep + r * pitch, (row0 + r) * C + c0, cn);
-        const char *ps = (const char *)job->args.src + so + r0 * sr + c0 * sc;
-        char *pd = (char *)job->args.dst + dof + r0 * dr + c0 * dc;
-        for (int64_t c = 0; c < cn; c++) /* down each column of the tile: rows are adjacent */
-            cdrop_apply_run(job, ps + c * sc, sr, pd + c * dc, dr, keep + c, pitch, nr);
+    /* the keep bytes, index order: (q, r, c) at q * kqs + r * krs + c */
+    uint8_t *keep = scratch, *perm = scratch + CDROP_TILE_BYTES;
+    const int64_t first = ((u * t->Q + q0) * t->R + r0) * t->C + c0; /* its logical index */
+    int64_t kqs = t->R * t->C, krs = t->C;
+    if (cn == t->C) {
+        cdrop_keep_bytes(job, keep, first, kq * nr * cn);
+    } else {
+        krs = cn;
+        for (int64_t r = 0; r < nr; r++)
+            cdrop_keep_bytes(job, keep + r * cn, first + r * t->C, cn);
     }
+    /* the three axes, outermost first, sorted by the source's strides (stable: ties and
+     * length-1 axes keep the logical order) */
+    cdrop_axis ax[3] = {{kq, sq, dq, kqs}, {nr, sr, dr, krs}, {cn, sc, dc, 1}};
+    for (int i = 1; i < 3; i++)
+        for (int j = i; j > 0; j--) {
+            const cdrop_axis *a = &ax[j - 1], *z = &ax[j];
+            const int64_t wa = a->n == 1 ? INT64_MAX : cdrop_abs64(a->s);
+            const int64_t wz = z->n == 1 ? INT64_MAX : cdrop_abs64(z->s);
+            if (wz > wa) {
+                const cdrop_axis tmp = ax[j - 1];
+                ax[j - 1] = ax[j];
+                ax[j] = tmp;
+            }
+        }
+    /* the keep bytes in that order, dense: perm[(i0 * n1 + i1) * n2 + i2] */
+    const int64_t n0 = ax[0].n, n1 = ax[1].n, n2 = ax[2].n;
+    const uint8_t *kp = keep;
+    const int dense =
+        (n2 == 1 || ax[2].k == 1) && (n1 == 1 || ax[1].k == n2) && (n0 == 1 || ax[0].k == n1 * n2);
+    if (!dense) {
+        kp = perm;
+        if (n2 > 1 && n1 > 1 && ax[1].k == 1) {
+            for (int64_t i0 = 0; i0 < n0; i0++)
+                cdrop_transpose_keep(perm + i0 * n1 * n2, keep + i0 * ax[0].k, n1, n2, ax[2].k);
+        } else {
+            uint8_t *o = perm;
+            for (int64_t i0 = 0; i0 < n0; i0++)
+                for (int64_t i1 = 0; i1 < n1; i1++) {
+                    const uint8_t *in = keep + i0 * ax[0].k + i1 * ax[1].k;
+                    for (int64_t i2 = 0; i2 < n2; i2++)
+                        *o++ = in[i2 * ax[2].k];
+                }
+        }
+    }
+    /* apply in memory order, inner axes merged into runs where both arrays allow */
+    int64_t m0 = n0, m1 = n1, m2 = n2;
+    if (m1 > 1 && ax[1].s == m2 * ax[2].s && ax[1].d == m2 * ax[2].d) {
+        m2 *= m1;
+        m1 = 1;
+    }
+    if (m1 == 1 && m0 > 1 && ax[0].s == m2 * ax[2].s && ax[0].d == m2 * ax[2].d) {
+        m2 *= m0;
+        m0 = 1;
+    }
+    const char *ps = (const char *)job->args.src + so;
+    char *pd = (char *)job->args.dst + dof;
+    for (int64_t i0 = 0; i0 < m0; i0++)
+        for (int64_t i1 = 0; i1 < m1; i1++)
+            cdrop_apply_keep(job, ps + i0 * ax[0].s + i1 * ax[1].s, ax[2].s,
+                             pd + i0 * ax[0].d + i1 * ax[1].d, ax[2].d, kp + (i0 * m1 + i1) * m2,
+                             m2);
 }
 
 void cdrop_walk_bands(const cdrop_job *job, int64_t band_lo, int64_t band_hi, uint8_t *scratch)
 {
+    cdrop_tiles t;
+    cdrop_tile_geom(job, &t);
     for (int64_t b = band_lo; b < band_hi; b++)
-        cdrop_band(job, b, scratch);
+        cdrop_tile(job, &t, b, scratch);
 }
