@@ -84,7 +84,10 @@ enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS };
  * index order and again in memory order); the caller provides them, one buffer per thread, so
  * that no kernel needs a large stack.  A tile of 256 KiB of keep bytes is 64 rows of a 4096-wide
  * array, and both halves stay in L2. */
-#define CDROP_SCRATCH_BYTES ((int64_t)512 * 1024)
+#ifndef CDROP_SCRATCH_KIB
+#define CDROP_SCRATCH_KIB 512
+#endif
+#define CDROP_SCRATCH_BYTES ((int64_t)CDROP_SCRATCH_KIB * 1024)
 
 typedef struct {
     cdrop_kernel_fn fn;   /* CONTIG: the kernel */

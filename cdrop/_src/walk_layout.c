@@ -94,6 +94,7 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
  * pieces, numbered in C order of (outer, q tile, r tile, c tile); they do not depend on the
  * thread count, and a single band of rows is split by columns between threads. */
 #define CDROP_TILE_BYTES (CDROP_SCRATCH_BYTES / 2) /* index order; the other half: memory order */
+#define CDROP_TILE_FILL (CDROP_TILE_BYTES / 8 * 7) /* keep bytes per tile, before any padding */
 #define CDROP_TILE_ROWS 32 /* rows of a tile cut by columns: cw >= 4096 columns */
 
 typedef struct {
@@ -112,18 +113,20 @@ static void cdrop_tile_geom(const cdrop_job *job, cdrop_tiles *t)
     for (int d = 0; d < nd - 3; d++)
         t->U *= job->shape[d];
     const int64_t M = t->R * t->C;
-    if (M <= CDROP_TILE_BYTES) { /* whole matrices */
-        t->k = CDROP_TILE_BYTES / M < t->Q ? CDROP_TILE_BYTES / M : t->Q;
+    if (M <= CDROP_TILE_FILL) { /* whole matrices */
+        t->k = CDROP_TILE_FILL / M < t->Q ? CDROP_TILE_FILL / M : t->Q;
         t->nr = t->R;
         t->cw = t->C;
-    } else if (t->C * CDROP_TILE_ROWS <= CDROP_TILE_BYTES) { /* whole rows */
+    } else if (t->C * CDROP_TILE_ROWS <= CDROP_TILE_FILL) { /* whole rows */
         t->k = 1;
-        t->nr = CDROP_TILE_BYTES / t->C;
+        t->nr = CDROP_TILE_FILL / t->C;
+        if (t->nr >= 64) /* whole cache lines down a column of a Fortran array */
+            t->nr &= ~(int64_t)63;
         t->cw = t->C;
     } else { /* rows cut by columns */
         t->k = 1;
         t->nr = t->R < CDROP_TILE_ROWS ? t->R : CDROP_TILE_ROWS;
-        t->cw = (CDROP_TILE_BYTES / t->nr) & ~(int64_t)63;
+        t->cw = (CDROP_TILE_FILL / t->nr) & ~(int64_t)63;
     }
     t->tq = (t->Q + t->k - 1) / t->k;
     t->tr = (t->R + t->nr - 1) / t->nr;
@@ -148,41 +151,58 @@ int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr)
     return (sr < sc && dr < dc) ? CDROP_WALK_BANDS : CDROP_WALK_STRIDED;
 }
 
-/* Transpose the 8 x 8 bytes of a[0..8) (row i = a[i], column j = byte j), in place. */
-static inline void cdrop_transpose8(uint64_t a[8])
-{
-    uint64_t t;
-    for (int i = 0; i < 4; i++) {
-        t = ((a[i] >> 32) ^ a[i + 4]) & 0x00000000FFFFFFFFull;
-        a[i] ^= t << 32;
-        a[i + 4] ^= t;
-    }
-    for (int i = 0; i < 8; i += (i & 1) ? 3 : 1) { /* 0, 1, 4, 5 */
-        t = ((a[i] >> 16) ^ a[i + 2]) & 0x0000FFFF0000FFFFull;
-        a[i] ^= t << 16;
-        a[i + 2] ^= t;
-    }
-    for (int i = 0; i < 8; i += 2) {
-        t = ((a[i] >> 8) ^ a[i + 1]) & 0x00FF00FF00FF00FFull;
-        a[i] ^= t << 8;
-        a[i + 1] ^= t;
-    }
-}
+#define CDROP_SWAP(x, y, sh, m)                                                                    \
+    do {                                                                                           \
+        const uint64_t t_ = (((x) >> (sh)) ^ (y)) & (m);                                           \
+        (x) ^= t_ << (sh);                                                                         \
+        (y) ^= t_;                                                                                 \
+    } while (0)
 
-/* out[i1 * n2 + i2] = in[i1 + i2 * ks2] for i1 < n1, i2 < n2: a transpose, in 8 x 8 blocks. */
+/* out[i1 * n2 + i2] = in[i1 + i2 * ks2] for i1 < n1, i2 < n2: a transpose, in 8 x 8 blocks of
+ * bytes (row i of a block = one uint64, column j = its byte j; three rounds of swaps), in
+ * panels of columns whose output stays in L1. */
 static void cdrop_transpose_keep(uint8_t *out, const uint8_t *in, int64_t n1, int64_t n2,
                                  int64_t ks2)
 {
     const int64_t b1 = n1 & ~(int64_t)7, b2 = n2 & ~(int64_t)7;
-    for (int64_t i2 = 0; i2 < b2; i2 += 8)
-        for (int64_t i1 = 0; i1 < b1; i1 += 8) {
-            uint64_t a[8];
-            for (int j = 0; j < 8; j++)
-                memcpy(&a[j], in + i1 + (i2 + j) * ks2, 8);
-            cdrop_transpose8(a);
-            for (int j = 0; j < 8; j++)
-                memcpy(out + (i1 + j) * n2 + i2, &a[j], 8);
-        }
+    const int64_t panel = 16384 / n2 > 8 ? (16384 / n2) & ~(int64_t)7 : 8;
+    for (int64_t p1 = 0; p1 < b1; p1 += panel) {
+        const int64_t e1 = p1 + panel < b1 ? p1 + panel : b1;
+        for (int64_t i2 = 0; i2 < b2; i2 += 8)
+            for (int64_t i1 = p1; i1 < e1; i1 += 8) {
+                const uint8_t *q = in + i1 + i2 * ks2;
+                uint64_t a0, a1, a2, a3, a4, a5, a6, a7;
+                memcpy(&a0, q, 8);
+                memcpy(&a1, q + ks2, 8);
+                memcpy(&a2, q + 2 * ks2, 8);
+                memcpy(&a3, q + 3 * ks2, 8);
+                memcpy(&a4, q + 4 * ks2, 8);
+                memcpy(&a5, q + 5 * ks2, 8);
+                memcpy(&a6, q + 6 * ks2, 8);
+                memcpy(&a7, q + 7 * ks2, 8);
+                CDROP_SWAP(a0, a4, 32, 0x00000000FFFFFFFFull);
+                CDROP_SWAP(a1, a5, 32, 0x00000000FFFFFFFFull);
+                CDROP_SWAP(a2, a6, 32, 0x00000000FFFFFFFFull);
+                CDROP_SWAP(a3, a7, 32, 0x00000000FFFFFFFFull);
+                CDROP_SWAP(a0, a2, 16, 0x0000FFFF0000FFFFull);
+                CDROP_SWAP(a1, a3, 16, 0x0000FFFF0000FFFFull);
+                CDROP_SWAP(a4, a6, 16, 0x0000FFFF0000FFFFull);
+                CDROP_SWAP(a5, a7, 16, 0x0000FFFF0000FFFFull);
+                CDROP_SWAP(a0, a1, 8, 0x00FF00FF00FF00FFull);
+                CDROP_SWAP(a2, a3, 8, 0x00FF00FF00FF00FFull);
+                CDROP_SWAP(a4, a5, 8, 0x00FF00FF00FF00FFull);
+                CDROP_SWAP(a6, a7, 8, 0x00FF00FF00FF00FFull);
+                uint8_t *o = out + i1 * n2 + i2;
+                memcpy(o, &a0, 8);
+                memcpy(o + n2, &a1, 8);
+                memcpy(o + 2 * n2, &a2, 8);
+                memcpy(o + 3 * n2, &a3, 8);
+                memcpy(o + 4 * n2, &a4, 8);
+                memcpy(o + 5 * n2, &a5, 8);
+                memcpy(o + 6 * n2, &a6, 8);
+                memcpy(o + 7 * n2, &a7, 8);
+            }
+    }
     for (int64_t i1 = 0; i1 < n1; i1++) /* the edges */
         for (int64_t i2 = i1 < b1 ? b2 : 0; i2 < n2; i2++)
             out[i1 * n2 + i2] = in[i1 + i2 * ks2];
@@ -228,6 +248,24 @@ static void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, c
         cdrop_apply_run(job, ps, is, pd, id, keep, 1, n);
 }
 
+#ifndef CDROP_AHEAD
+#define CDROP_AHEAD 4 /* runs */
+#endif
+#define CDROP_PREFETCH_MAX (16 * 1024) /* bytes of a run: longer ones the hardware follows */
+
+/* Prefetch the cache lines of a run that starts at p with byte stride st and spans `span` bytes
+ * (from its lowest to its highest byte). */
+static inline void cdrop_prefetch(const char *p, int64_t st, int64_t span, int write)
+{
+    const char *lo = st < 0 ? p - (span - 1) : p;
+    for (int64_t b = 0; b < span + 63; b += 64) {
+        if (write)
+            __builtin_prefetch(lo + b, 1);
+        else
+            __builtin_prefetch(lo + b, 0);
+    }
+}
+
 typedef struct {
     int64_t n, s, d, k; /* length, source and destination byte strides, keep stride */
 } cdrop_axis;
@@ -258,14 +296,19 @@ static void cdrop_tile(const cdrop_job *job, const cdrop_tiles *t, int64_t b, ui
     /* the keep bytes, index order: (q, r, c) at q * kqs + r * krs + c */
     uint8_t *keep = scratch, *perm = scratch + CDROP_TILE_BYTES;
     const int64_t first = ((u * t->Q + q0) * t->R + r0) * t->C + c0; /* its logical index */
-    int64_t kqs = t->R * t->C, krs = t->C;
+    /* rows of a multiple of 512 bytes get a padded pitch: read down a column of the tile, they
+     * would otherwise fall into a few L1 sets (CDROP_TILE_FILL leaves room for the padding) */
+    const int64_t rows = kq * nr, pitch = (cn % 512 == 0 && rows > 1) ? cn + 64 : cn;
     if (cn == t->C) {
-        cdrop_keep_bytes(job, keep, first, kq * nr * cn);
+        cdrop_keep_bytes(job, keep, first, rows * cn);
+        if (pitch != cn)
+            for (int64_t rr = rows - 1; rr > 0; rr--)
+                memmove(keep + rr * pitch, keep + rr * cn, (size_t)cn);
     } else {
-        krs = cn;
         for (int64_t r = 0; r < nr; r++)
-            cdrop_keep_bytes(job, keep + r * cn, first + r * t->C, cn);
+            cdrop_keep_bytes(job, keep + r * pitch, first + r * t->C, cn);
     }
+    const int64_t kqs = nr * pitch, krs = pitch;
     /* the three axes, outermost first, sorted by the source's strides (stable: ties and
      * length-1 axes keep the logical order) */
     cdrop_axis ax[3] = {{kq, sq, dq, kqs}, {nr, sr, dr, krs}, {cn, sc, dc, 1}};
@@ -312,11 +355,26 @@ static void cdrop_tile(const cdrop_job *job, const cdrop_tiles *t, int64_t b, ui
     }
     const char *ps = (const char *)job->args.src + so;
     char *pd = (char *)job->args.dst + dof;
+    /* Runs of a few cache lines each, far apart (the columns of a Fortran array), defeat the
+     * hardware prefetchers, which follow one page at a time: the memory of the run CDROP_AHEAD
+     * runs ahead is prefetched in software. */
+    const int64_t span_s = (m2 - 1) * cdrop_abs64(ax[2].s) + 1;
+    const int64_t span_d = (m2 - 1) * cdrop_abs64(ax[2].d) + 1;
+    const int64_t nruns = m0 * m1;
+    const int fetch = CDROP_AHEAD > 0 && nruns > 1 && span_s >= 64 && span_s <= CDROP_PREFETCH_MAX;
     for (int64_t i0 = 0; i0 < m0; i0++)
-        for (int64_t i1 = 0; i1 < m1; i1++)
+        for (int64_t i1 = 0; i1 < m1; i1++) {
+            const int64_t j = i0 * m1 + i1 + CDROP_AHEAD;
+            if (fetch && j < nruns) {
+                cdrop_prefetch(ps + (j / m1) * ax[0].s + (j % m1) * ax[1].s, ax[2].s, span_s, 0);
+                if (pd != ps)
+                    cdrop_prefetch(pd + (j / m1) * ax[0].d + (j % m1) * ax[1].d, ax[2].d, span_d,
+                                   1);
+            }
             cdrop_apply_keep(job, ps + i0 * ax[0].s + i1 * ax[1].s, ax[2].s,
                              pd + i0 * ax[0].d + i1 * ax[1].d, ax[2].d, kp + (i0 * m1 + i1) * m2,
                              m2);
+        }
 }
 
 void cdrop_walk_bands(const cdrop_job *job, int64_t band_lo, int64_t band_hi, uint8_t *scratch)
