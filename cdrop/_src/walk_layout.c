@@ -94,6 +94,10 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
  * pieces, numbered in C order of (outer, q tile, r tile, c tile); they do not depend on the
  * thread count, and a single band of rows is split by columns between threads. */
 #define CDROP_TILE_BYTES (CDROP_SCRATCH_BYTES / 2) /* index order; the other half: memory order */
+/* slices up to this many elements are permuted through a table of int32 at the end of the
+ * memory-order half, past the CDROP_TILE_FILL bytes that a tile uses there */
+#define CDROP_TABLE_MAX 4096
+_Static_assert(CDROP_TABLE_MAX * 4 <= CDROP_TILE_BYTES / 8, "the table fits the spare end");
 #define CDROP_TILE_FILL (CDROP_TILE_BYTES / 8 * 7) /* keep bytes per tile, before any padding */
 #define CDROP_TILE_ROWS 32 /* rows of a tile cut by columns: cw >= 4096 columns */
 
@@ -330,7 +334,21 @@ static void cdrop_tile(const cdrop_job *job, const cdrop_tiles *t, int64_t b, ui
         (n2 == 1 || ax[2].k == 1) && (n1 == 1 || ax[1].k == n2) && (n0 == 1 || ax[0].k == n1 * n2);
     if (!dense) {
         kp = perm;
-        if (n2 > 1 && n1 > 1 && ax[1].k == 1) {
+        const int64_t m = n1 * n2;
+        if (n0 > 1 && m <= CDROP_TABLE_MAX && (n1 < 8 || n2 < 8 || m <= 64)) {
+            /* many small slices (the views with small trailing axes): one table of where each
+             * byte of a slice comes from, in the scratch's spare end */
+            int32_t *from = (int32_t *)(void *)(perm + CDROP_TILE_FILL);
+            for (int64_t i1 = 0, j = 0; i1 < n1; i1++)
+                for (int64_t i2 = 0; i2 < n2; i2++)
+                    from[j++] = (int32_t)(i1 * ax[1].k + i2 * ax[2].k);
+            for (int64_t i0 = 0; i0 < n0; i0++) {
+                const uint8_t *in = keep + i0 * ax[0].k;
+                uint8_t *o = perm + i0 * m;
+                for (int64_t j = 0; j < m; j++)
+                    o[j] = in[from[j]];
+            }
+        } else if (n2 > 1 && n1 > 1 && ax[1].k == 1) {
             for (int64_t i0 = 0; i0 < n0; i0++)
                 cdrop_transpose_keep(perm + i0 * n1 * n2, keep + i0 * ax[0].k, n1, n2, ax[2].k);
         } else {
