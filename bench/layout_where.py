@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
-    print(f"cdrop {cdrop.__version__}, kernel {cdrop.show_config().get('kernel', '?')}, p={P}")
+    print(f"cdrop {cdrop.__version__}, kernel {cdrop.show_config()['simd']}, p={P}")
     head = "".join(f"  in/np {t}t  out/np {t}t" for t in threads)
     print(f"{'layout':40s}{head}")
     for name, make in layouts(args.quick):

@@ -265,7 +265,7 @@ cdef int _run(const cdrop_job *job, int nt) except -1:
     cdef int64_t c
     cdef uint8_t *scratch = NULL
     if job.walk != CDROP_WALK_CONTIG:
-        # 512 KiB per thread; a request for thousands of threads (the thread count never changes
+        # 1 MiB per thread; a request for thousands of threads (the thread count never changes
         # a result) must not turn into gigabytes of scratch, nor more threads than pieces
         nt = min(nt, 256, npieces)
         scratch = <uint8_t *>malloc(<size_t>(nt * CDROP_SCRATCH_BYTES))

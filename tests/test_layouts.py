@@ -89,7 +89,10 @@ def test_2d_views_give_the_bits_of_the_c_ordered_copy(view, shape, dt):
                 _check(v, dt, offset, num_threads, mode)
 
 
-SHAPES_3D = [(5, 3, 7), (70, 33, 9), (3, 130, 600), (20000, 8, 2), (2**12, 2, 16), (9, 1024, 64)]
+# (50, 400, 20) and (2000, 40, 16) under transpose(2, 1, 0): the matrices interleave in memory,
+# and a tile takes 16 of them, with rows (and row segments) of each
+SHAPES_3D = [(5, 3, 7), (70, 33, 9), (3, 130, 600), (20000, 8, 2), (2**12, 2, 16), (9, 1024, 64),
+             (50, 400, 20), (2000, 40, 16)]
 PERMS = [(0, 2, 1), (2, 1, 0), (1, 2, 0), (2, 0, 1), (1, 0, 2)]
 
 
