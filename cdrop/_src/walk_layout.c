@@ -96,7 +96,7 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
 #define CDROP_TILE_BYTES (CDROP_SCRATCH_BYTES / 2) /* index order; the other half: memory order */
 /* slices up to this many elements are permuted through a table of int32 at the end of the
  * memory-order half, past the CDROP_TILE_FILL bytes that a tile uses there */
-#define CDROP_TABLE_MAX 4096
+#define CDROP_TABLE_MAX 16384
 _Static_assert(CDROP_TABLE_MAX * 4 <= CDROP_TILE_BYTES / 8, "the table fits the spare end");
 #define CDROP_TILE_FILL (CDROP_TILE_BYTES / 8 * 7) /* keep bytes per tile, before any padding */
 #define CDROP_TILE_DEPTH 16 /* matrices of a tile when they interleave in memory */
@@ -132,6 +132,8 @@ static void cdrop_tile_geom(const cdrop_job *job, cdrop_tiles *t)
     if (M <= CDROP_TILE_FILL && (!q_inner || CDROP_TILE_FILL / M >= depth)) {
         /* whole matrices */
         t->k = CDROP_TILE_FILL / M < t->Q ? CDROP_TILE_FILL / M : t->Q;
+        if (q_inner && t->k < t->Q) /* runs of whole cache lines */
+            t->k -= t->k % depth;
         t->nr = t->R;
         t->cw = t->C;
     } else {
