@@ -77,7 +77,7 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     print(f"cdrop {cdrop.__version__}, kernel {cdrop.show_config()['simd']}, p={P}")
     head = "".join(f"  in/np {t}t  out/np {t}t" for t in threads)
-    print(f"{'layout':40s}{head}")
+    print(f"{'layout':44s}{head}")
     for name, make in layouts(args.quick):
         if args.only not in name:
             continue
@@ -99,7 +99,7 @@ def main():
             ci, ni, co, no = medians([cd_in, np_in, cd_out, np_out], args.rounds)
             row.append(f"  {ci / ni:8.2f}  {co / no:9.2f}")
             a[...] = 1  # in place dropout and multiply leave zeros and powers of two
-        print(f"{name:40s}{''.join(row)}", flush=True)
+        print(f"{name:44s}{''.join(row)}", flush=True)
 
 
 if __name__ == "__main__":
