@@ -84,7 +84,7 @@ enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS };
  * index order and again in memory order); the caller provides them, one buffer per thread, so
  * that no kernel needs a large stack.  A tile of 512 KiB of keep bytes is 16 blocks of the stream
  * for each of 16 matrices (walk_layout.c), and both halves stay in a 2 MiB L2. */
-#ifndef CDROP_SCRATCH_KIB
+#ifndef CDROP_SCRATCH_KIB /* overridable with -D for measurements */
 #define CDROP_SCRATCH_KIB 1024
 #endif
 #define CDROP_SCRATCH_BYTES ((int64_t)CDROP_SCRATCH_KIB * 1024)

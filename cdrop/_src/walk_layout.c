@@ -1,10 +1,11 @@
 /*
  * walk_layout.c -- arrays that are not contiguous: the strided walk (any strides, logical C
- * order) and the band walk (rows closer in memory than columns: Fortran order, transposes).
- * Both take the keep bytes of a contiguous range of the stream from the kernel table's
- * CDROP_OP_U8 kernel into caller-provided scratch, then apply them with the scalar
- * select-and-scale of the dtype.  The keep decision of logical element i is the one of global
- * index g0 + i, so any layout gets the mask of its C-ordered copy.  Pure C, no Python.
+ * order, one stream block at a time) and the tile walk, CDROP_WALK_BANDS (rows closer in memory
+ * than columns: Fortran order, transposes, 3-D transposes, small trailing axes).  Both take the
+ * keep bytes of contiguous ranges of the stream from the kernel table's CDROP_OP_U8 kernel into
+ * caller-provided scratch, then apply them with the select-and-scale of the dtype.  The keep
+ * decision of logical element i is the one of global index g0 + i, so any layout gets the mask
+ * of its C-ordered copy.  Pure C, no Python.
  */
 #include "consumers_scalar.h"
 #include "kernels.h"
@@ -288,7 +289,7 @@ static void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, c
         cdrop_apply_run(job, ps, is, pd, id, keep, 1, n);
 }
 
-#ifndef CDROP_AHEAD
+#ifndef CDROP_AHEAD   /* overridable with -D for measurements (0: no software prefetch) */
 #define CDROP_AHEAD 4 /* runs */
 #endif
 #define CDROP_PREFETCH_MAX (16 * 1024) /* bytes of a run: longer ones the hardware follows */
