@@ -172,7 +172,7 @@ def test_layout_independence_large(dtype, kernel_path):
 def _all_paths(fn):
     """fn() on every kernel path this CPU has, as {path: result}; skips with one path only."""
     got = {}
-    for want in ("avx512", "avx512-nt", "avx2", "portable"):
+    for want in ("avx512", "avx512-nt", "avx2", "avx2-nt", "portable"):
         path = want.split("-")[0]
         active = _kernels.set_path(path)
         old_stream = _kernels.set_stream_bytes(0 if want.endswith("-nt") else
