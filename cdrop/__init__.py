@@ -106,10 +106,10 @@ def show_config() -> dict[str, _Any]:
         fork()ed child); ``block`` (elements per RNG block) and the thread cut-offs
         ``min_parallel`` and ``min_per_thread``; ``nt_store_bytes`` (out-of-place calls on
         contiguous arrays whose output has at least this many bytes write it with non-temporal
-        stores, on the AVX-512 path; ``CDROP_STREAM_BYTES`` sets it); ``stream`` (the random
-        stream version); ``openmp_wait`` (how long idle OpenMP threads spin: cdrop's short
-        default, the environment's ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``/``KMP_BLOCKTIME``, or
-        unchanged when another library loaded the OpenMP runtime first).
+        stores, on the AVX-512 and AVX2 paths; ``CDROP_STREAM_BYTES`` sets it); ``stream``
+        (the random stream version); ``openmp_wait`` (how long idle OpenMP threads spin:
+        cdrop's short default, the environment's ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``/
+        ``KMP_BLOCKTIME``, or unchanged when another library loaded the OpenMP runtime first).
 
     Examples
     --------
