@@ -690,22 +690,15 @@ static int read_digests(const char *path, result **out)
     return n;
 }
 
-int main(int argc, char **argv)
+/* Every path, then the digest file: the exit status. */
+static result *FIRST, *WANT;
+
+static int check(int write, const char *file)
 {
-    int write = 0;
-    const char *file = "tests/native/digests.txt";
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--write") == 0)
-            write = 1;
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: check_kernels [--write] [DIGESTS]\n");
-            return 2;
-        } else
-            file = argv[i];
-    }
     result *first = NULL;
     int nfirst = 0, npaths = 0, fails = 0;
     char names[128] = "";
+    const char *first_name = "";
     for (int k = 0; k < N_PATHS; k++) {
         const cdrop_kernel_table t = cdrop_kernels_for(PATHS[k].id);
         if (t.path != PATHS[k].id) /* this build or CPU lacks the path */
@@ -715,7 +708,8 @@ int main(int argc, char **argv)
         strcat(names, PATHS[k].name);
         npaths++;
         if (!first) {
-            first = RES;
+            first_name = PATHS[k].name;
+            FIRST = first = RES;
             nfirst = NRES;
             RES = NULL;
             NRES = CAPRES = 0;
@@ -724,7 +718,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < NRES; i++) /* every path gives the first path's bits */
             if (RES[i].d != first[i].d) {
                 printf("FAIL %s: path %s %016" PRIx64 " != path %s %016" PRIx64 "\n", RES[i].name,
-                       PATHS[k].name, RES[i].d, names, first[i].d);
+                       PATHS[k].name, RES[i].d, first_name, first[i].d);
                 fails++;
             }
     }
@@ -750,6 +744,7 @@ int main(int argc, char **argv)
     }
     result *want = NULL;
     const int nwant = read_digests(file, &want);
+    WANT = want;
     if (nwant < 0) {
         perror(file);
         return 2;
@@ -775,4 +770,24 @@ int main(int argc, char **argv)
     printf("check_kernels: %d cases x %d paths (%s): all equal to %s\n", nfirst, npaths, names,
            file);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int write = 0;
+    const char *file = "tests/native/digests.txt";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--write") == 0)
+            write = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: check_kernels [--write] [DIGESTS]\n");
+            return 2;
+        } else
+            file = argv[i];
+    }
+    const int status = check(write, file);
+    free(RES);
+    free(FIRST);
+    free(WANT);
+    return status;
 }
