@@ -873,6 +873,66 @@ def layout_targets(layout_results):
     return rows
 
 
+def view_size(kind, shape):
+    """Elements of `kind`'s view into an array of `shape` (layout_view)."""
+    return math.prod(shape) // (2 if kind == "x[:, ::2]" else 1)
+
+
+def readme_table(p_results, path_results, cold, layout_results, paths):
+    """The README's compact speed table: 1 thread, each cell a ratio from one interleaved run
+    (blank where this run did not measure it).  The 4M and 16M columns hold the 2048x2048 and
+    4096x4096 layouts, which have the same element counts."""
+    sizes = (262_144, 4_194_304, 16_777_216)
+
+    def path_cell(path, p, n):
+        block = path_results.get((n, p), {})
+        return block[path]["median_s"] / block[FLOOR]["median_s"] if path in block else None
+
+    def worst_p(n):
+        block = p_results.get((n, 1))
+        if block is None:
+            return None
+        half = block["p=0.5"]["median_s"]
+        return max(block[f"p={p:g}"]["median_s"] for p in ISSUE12_P) / half
+
+    def cold_cell(n):
+        if (n, 1) not in cold:
+            return None
+        c, f, _ = cold_ratios(cold[(n, 1)])
+        return c / f
+
+    def layout_cell(trailing, names, n):
+        ratios = [b[names[0]]["median_s"] / b[names[1]]["median_s"]
+                  for (kind, shape, _, th), b in layout_results.items()
+                  if th == 1 and kind.startswith("(") == trailing
+                  and view_size(kind, shape) == n]
+        return max(ratios) if ratios else None
+
+    auto = paths[0] if paths else "auto"
+    rows = [(f"C order, p = 0.5 ({auto}), x floor", [path_cell(auto, 0.5, n) for n in sizes]),
+            (f"C order, p = 0.1 ({auto}), x floor", [path_cell(auto, 0.1, n) for n in sizes]),
+            ("worst p of 0.05 ... 0.9, x p = 0.5", [worst_p(n) for n in sizes])]
+    rows += [(f"`CDROP_KERNEL={path}`, p = 0.5, x floor",
+              [path_cell(path, 0.5, n) for n in sizes]) for path in paths[1:]]
+    rows.append(("cold cache (restored before each call), p = 0.5, x floor",
+                 [None] + [cold_cell(n) for n in sizes[1:]]))
+    rows += [("Fortran, x.T, strided, 3-D transposes (worst), in place, x NumPy",
+              [None] + [layout_cell(False, LAYOUT_NAMES[:2], n) for n in sizes[1:]]),
+             ("the same, out of place, x NumPy",
+              [None] + [layout_cell(False, LAYOUT_NAMES[2:], n) for n in sizes[1:]]),
+             ("small trailing axes, e.g. (2**20, 8, 2).transpose(0, 2, 1) (worst), in place",
+              [None, None, layout_cell(True, LAYOUT_NAMES[:2], sizes[2])])]
+    lines = ["## Compact table (for the README)", "",
+             "1 thread, float32 (layouts: the worse of float32 and float64); time over the "
+             "floor `np.multiply(x, c, out=x)` (layouts: over NumPy on the same array).", "",
+             "| case | 256Ki | 4Mi (2048x2048) | 16Mi (4096x4096) |",
+             "| --- | ---: | ---: | ---: |"]
+    for label, cells in rows:
+        lines.append(f"| {label} | " + " | ".join(fmt_ratio(c) if c else "" for c in cells)
+                     + " |")
+    return lines + [""]
+
+
 def run_issue12(args, threads_list, results):
     """Measure issue 12's rows (float32 runs): returns (markdown lines, target rows, JSON)."""
     quick, check = args.quick, args.check
@@ -908,8 +968,11 @@ def run_issue12(args, threads_list, results):
     js["kernel_paths"] = [{"size": n, "threads": 1, "p": p, "impl": k, **s}
                           for (n, p), b in path_results.items() for k, s in b.items()]
     step("kernel paths", t0)
+    cold, layout_results = {}, {}
     if quick:  # the sizes below are all above --quick's
-        return lines, rows, js
+        md = readme_table(p_results, path_results, cold, layout_results, paths)
+        print("\n".join(md), flush=True)
+        return lines + md, rows, js
 
     t0 = time.perf_counter()
     schedule = COLD_CHECK_SCHEDULE if check else COLD_SCHEDULE
@@ -924,7 +987,6 @@ def run_issue12(args, threads_list, results):
     step("cold cache", t0)
 
     t0 = time.perf_counter()
-    layout_results = {}
     for kind, shape, dtype, th, r in layout_cases(check, threads_list):
         layout_results[(kind, shape, dtype, th)] = measure_layout(kind, shape, dtype, th,
                                                                   rounds_of(r), args.p)
@@ -943,7 +1005,9 @@ def run_issue12(args, threads_list, results):
                      for k, s in b.items()]
     js["layout_bit_identity"] = identity
     step("layouts", t0)
-    return lines, rows, js
+    md = readme_table(p_results, path_results, cold, layout_results, paths)
+    print("\n".join(md), flush=True)
+    return lines + md, rows, js
 
 
 # --- formatting -----------------------------------------------------------------------------

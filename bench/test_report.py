@@ -302,3 +302,26 @@ def test_the_report_json_has_the_issue12_rows(tmp_path, monkeypatch):
     import json
 
     assert json.loads((tmp_path / "report.json").read_text())["issue12"] == issue12
+
+
+def test_readme_table_reads_one_thread_ratios_and_leaves_unmeasured_cells_blank():
+    path_results = {(n, p): _block(**{report.FLOOR: 1.0, "avx512": 1.1, "avx2": 1.3,
+                                      "portable": 2.0})
+                    for n in (262_144, 4_194_304) for p in report.PATH_P}
+    p_results = {(262_144, 1): _block(**{f"p={p:g}": 1.25 if p == 0.1 else 1.0
+                                         for p in report.ISSUE12_P})}
+    names = report.LAYOUT_NAMES
+    layouts = {("x[:, ::2]", (2048, 4096), "float64", 1): _block(**dict(zip(names,
+                                                                         (1.5, 1.0, 1.0, 1.0)))),
+               ("x.T", (2048, 2048), "float32", 2): _block(**dict(zip(names, (9.0, 1.0, 1.0,
+                                                                             1.0))))}
+    lines = report.readme_table(p_results, path_results, {}, layouts, ["avx512", "avx2",
+                                                                      "portable"])
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines
+            if line.startswith("| ") and not line.startswith("| case")}
+    assert rows["C order, p = 0.5 (avx512), x floor"] == ["1.10x", "1.10x", " |"]
+    assert rows["worst p of 0.05 ... 0.9, x p = 0.5"] == ["1.25x", "", " |"]
+    assert rows["`CDROP_KERNEL=portable`, p = 0.5, x floor"][:2] == ["2.00x", "2.00x"]
+    # the strided float64 view of 2048x2048 elements, on 1 thread (the 2-thread x.T is not read)
+    layout = rows["Fortran, x.T, strided, 3-D transposes (worst), in place, x NumPy"]
+    assert layout == ["", "1.50x", " |"]
