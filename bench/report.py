@@ -508,14 +508,14 @@ def family_targets(results, threads_list):
 ISSUE12_P = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 # size -> rounds.  A 16M round of the p rows is 8 cases x (restore, prime, call) ~ 0.3 s.
 P_SCHEDULE = {262_144: 101, 4_194_304: 21, 16_777_216: 11}
-P_CHECK_SCHEDULE = {262_144: 41, 4_194_304: 11, 16_777_216: 7}
+P_CHECK_SCHEDULE = {262_144: 41, 4_194_304: 11, 16_777_216: 9}
 P_QUICK_SCHEDULE = {262_144: 41}
 COLD_SCHEDULE = {4_194_304: 41, 16_777_216: 21}
 COLD_CHECK_SCHEDULE = {4_194_304: 21, 16_777_216: 11}
 PATH_P = (0.5, 0.1)
 # the portable path took ~6.6x the floor at 4M on main: a 16M round is ~0.3 s
 PATH_SCHEDULE = {262_144: 101, 4_194_304: 15, 16_777_216: 9}
-PATH_CHECK_SCHEDULE = {262_144: 41, 4_194_304: 9, 16_777_216: 5}
+PATH_CHECK_SCHEDULE = {262_144: 41, 4_194_304: 11, 16_777_216: 9}
 PATH_QUICK_SCHEDULE = {262_144: 41}
 # side -> rounds.  On main a 4096x4096 float64 Fortran round took ~1 s (two cdrop calls of
 # ~0.13 s, each primed, plus the restores).
