@@ -182,6 +182,13 @@ def test_cold_ratios_subtract_the_copy_and_use_the_openmp_floor_with_threads():
     two = _block(**{report.COPY: 2.0, report.CDROP_INPLACE: 2.5, report.FLOOR: 3.0,
                     report.OMP_FLOOR: 2.6})
     assert report.cold_ratios(two) == pytest.approx((0.5, 0.6, report.OMP_FLOOR))
+    for block in (one, two):  # the table's minima-based column reads min_s the same way
+        for name in block:
+            block[name]["min_s"] = block[name]["median_s"] / 2
+    assert report.cold_ratios(one, "min_s") == pytest.approx((0.6, 0.5, report.FLOOR))
+    table = report.cold_table({(4_194_304, 1): one}, {})
+    assert table[-2] == ("| 4,194,304 | 1 | 2.00 s | 1.20 s | 1.00 s (np.multiply(out=x)) | 1.20x "
+                         "| 1.20x |  |")
 
 
 def test_cold_targets_need_both_the_cold_and_the_warm_ratio_within():
