@@ -20,6 +20,10 @@
 #include <emmintrin.h> /* _mm_movemask_epi8 only: vector extensions have no bit gather */
 #endif
 
+/* Every primitive always inlined: GCC kept isa_next out of line, and the lanes then went
+ * through memory at every step. */
+#define CDROP_VI static inline __attribute__((always_inline))
+
 typedef uint32_t cdrop_u32x4 __attribute__((vector_size(16)));
 typedef int32_t cdrop_i32x4 __attribute__((vector_size(16)));
 typedef int64_t cdrop_i64x2 __attribute__((vector_size(16)));
@@ -52,16 +56,18 @@ typedef struct {
     cdrop_u32x4 s03, s13, s23, s33; /* lanes 12-15 */
 } isa_lanes;
 typedef struct {
-    cdrop_i8x16 keep[4]; /* 0xFF in the bytes of elements 0-15, ..., 48-63 that are kept */
+    cdrop_i8x16 drop[4]; /* 0xFF in the bytes of elements 0-15, ..., 48-63 that are dropped */
 } isa_mask;
 typedef cdrop_i8x16 isa_top;
 
 /* 32-bit lane primitives of the xoshiro step: four lanes */
 typedef cdrop_u32x4 isa_u32v;
-static inline cdrop_u32x4 isa_add32(cdrop_u32x4 a, cdrop_u32x4 b) { return a + b; }
-static inline cdrop_u32x4 isa_xor(cdrop_u32x4 a, cdrop_u32x4 b) { return a ^ b; }
-static inline cdrop_u32x4 isa_shl32(cdrop_u32x4 x, int k) { return x << k; }
-static inline cdrop_u32x4 isa_rotl32(cdrop_u32x4 x, int k) { return (x << k) | (x >> (32 - k)); }
+CDROP_VI cdrop_u32x4 isa_add32(cdrop_u32x4 a, cdrop_u32x4 b) { return a + b; }
+CDROP_VI cdrop_u32x4 isa_xor(cdrop_u32x4 a, cdrop_u32x4 b) { return a ^ b; }
+CDROP_VI cdrop_u32x4 isa_shl32(cdrop_u32x4 x, int k) { return x << k; }
+CDROP_VI cdrop_u32x4 isa_rotl32(cdrop_u32x4 x, int k) { return (x << k) | (x >> (32 - k)); }
+/* (always inlined too: GCC's -O2 on aarch64 called it out of line) */
+CDROP_VI isa_u32v cdrop_xoshiro_step(isa_u32v *s0, isa_u32v *s1, isa_u32v *s2, isa_u32v *s3);
 #include "xoshiro.inc.h"
 
 /* The four outputs of one step, lanes 0-3, 4-7, 8-11, 12-15. */
@@ -74,7 +80,7 @@ static inline cdrop_u32x4 isa_rotl32(cdrop_u32x4 x, int k) { return (x << k) | (
     } while (0)
 
 /* The lanes of a seeded block into registers. */
-static inline void isa_load_lanes(isa_lanes *v, const cdrop_lanes *st)
+CDROP_VI void isa_load_lanes(isa_lanes *v, const cdrop_lanes *st)
 {
     v->s00 = CDROP_VEC_LOAD(cdrop_u32x4, &st->s[0][0]);
     v->s10 = CDROP_VEC_LOAD(cdrop_u32x4, &st->s[1][0]);
@@ -94,7 +100,7 @@ static inline void isa_load_lanes(isa_lanes *v, const cdrop_lanes *st)
     v->s33 = CDROP_VEC_LOAD(cdrop_u32x4, &st->s[3][12]);
 }
 
-static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
+CDROP_VI uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
 {
     cdrop_lanes st;
     const uint32_t j = cdrop_block_seed(&st, key, g);
@@ -107,26 +113,28 @@ static inline uint32_t isa_seek(isa_lanes *v, uint64_t key, uint64_t g)
     return j;
 }
 
-static inline void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
+CDROP_VI void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
 {
     cdrop_u32x4 o[4];
     CDROP_STEP4(v, o);
+#pragma GCC unroll 4
     for (int h = 0; h < 4; h++)
         CDROP_VEC_STORE(&out[4 * h], o[h]);
 }
 
-static inline isa_top isa_top_of(uint32_t thr)
+CDROP_VI isa_top isa_top_of(uint32_t thr)
 {
     return (cdrop_i8x16){0} + (int8_t)(uint8_t)((thr >> 24) ^ 0x80u);
 }
 
 /* Bit k of the result: the top bit of byte k of the 64 bytes of v[0..3] (SSE2's pmovmskb). */
-static inline uint64_t cdrop_movemask64(const cdrop_i8x16 v[4])
+CDROP_VI uint64_t cdrop_movemask64(const cdrop_i8x16 v[4])
 {
 #if defined(__SSE2__)
     uint64_t r = 0;
+#pragma GCC unroll 4
     for (int h = 0; h < 4; h++)
-        r |= (uint64_t)(uint16_t)_mm_movemask_epi8((__m128i)v[h]) << (16 * h);
+        r |= (uint64_t)(uint32_t)_mm_movemask_epi8((__m128i)v[h]) << (16 * h);
     return r;
 #else
     /* Each byte (0 or 0xFF here) keeps its bit of an 8-bit group, then three rounds of
@@ -146,21 +154,25 @@ static inline uint64_t cdrop_movemask64(const cdrop_i8x16 v[4])
 #endif
 }
 
-static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
+CDROP_VI isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
 {
     cdrop_u32x4 o[4];
     isa_mask m;
     CDROP_STEP4(v, o);
+#pragma GCC unroll 4
     for (int h = 0; h < 4; h++) {
         /* byte b of o[h] (little-endian) is byte 16h + b of the step (cdrop_step_byte) */
         const cdrop_i8x16 b = (cdrop_i8x16)o[h];
-        if (exact) /* keep iff byte < top: ties dropped */
-            m.keep[h] = (cdrop_i8x16)(b < top);
-        else /* keep or tie */
-            m.keep[h] = (cdrop_i8x16)(b <= top);
+        /* drop masks, as on AVX2: one SSE2 compare on the path with ties (the common p values:
+         * 0.1, 0.2, 0.3), a compare and a NOT on the exact one (p = 0.5) */
+        if (exact) /* drop unless byte < top: ties included */
+            m.drop[h] = (cdrop_i8x16)(b >= top);
+        else /* drop iff byte > top: ties are kept until settled */
+            m.drop[h] = (cdrop_i8x16)(b > top);
     }
     if (!exact) {
         cdrop_i8x16 eq[4];
+#pragma GCC unroll 4
         for (int h = 0; h < 4; h++)
             eq[h] = (cdrop_i8x16)((cdrop_i8x16)o[h] == top);
         *tw = cdrop_movemask64(eq);
@@ -168,11 +180,11 @@ static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *
     return m;
 }
 
-/* The keep masks of elements 16h + 8u .. 16h + 8u + 7 as 16-bit lanes (u = 0, 1; each byte
+/* The drop masks of elements 16h + 8u .. 16h + 8u + 7 as 16-bit lanes (u = 0, 1; each byte
  * doubled: 0xFF becomes 0xFFFF; punpck[lh]bw, zip1/zip2). */
-static inline cdrop_i16x8 cdrop_keep16(isa_mask m, int h, int u)
+CDROP_VI cdrop_i16x8 cdrop_drop16(isa_mask m, int h, int u)
 {
-    const cdrop_i8x16 k = m.keep[h];
+    const cdrop_i8x16 k = m.drop[h];
     if (u == 0)
         return (cdrop_i16x8)__builtin_shufflevector(k, k, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6,
                                                     7, 7);
@@ -180,19 +192,19 @@ static inline cdrop_i16x8 cdrop_keep16(isa_mask m, int h, int u)
                                                 14, 14, 15, 15);
 }
 
-/* The keep masks of elements 4q .. 4q + 3 as 32-bit lanes (q = 0 .. 15). */
-static inline cdrop_i32x4 cdrop_keep32(isa_mask m, int q)
+/* The drop masks of elements 4q .. 4q + 3 as 32-bit lanes (q = 0 .. 15). */
+CDROP_VI cdrop_i32x4 cdrop_drop32(isa_mask m, int q)
 {
-    const cdrop_i16x8 k = cdrop_keep16(m, q >> 2, (q >> 1) & 1);
+    const cdrop_i16x8 k = cdrop_drop16(m, q >> 2, (q >> 1) & 1);
     if ((q & 1) == 0)
         return (cdrop_i32x4)__builtin_shufflevector(k, k, 0, 0, 1, 1, 2, 2, 3, 3);
     return (cdrop_i32x4)__builtin_shufflevector(k, k, 4, 4, 5, 5, 6, 6, 7, 7);
 }
 
-/* The keep masks of elements 2q, 2q + 1 as 64-bit lanes (q = 0 .. 31). */
-static inline cdrop_i64x2 cdrop_keep64(isa_mask m, int q)
+/* The drop masks of elements 2q, 2q + 1 as 64-bit lanes (q = 0 .. 31). */
+CDROP_VI cdrop_i64x2 cdrop_drop64(isa_mask m, int q)
 {
-    const cdrop_i32x4 k = cdrop_keep32(m, q >> 1);
+    const cdrop_i32x4 k = cdrop_drop32(m, q >> 1);
     if ((q & 1) == 0)
         return (cdrop_i64x2)__builtin_shufflevector(k, k, 0, 0, 1, 1);
     return (cdrop_i64x2)__builtin_shufflevector(k, k, 2, 2, 3, 3);
@@ -201,54 +213,53 @@ static inline cdrop_i64x2 cdrop_keep64(isa_mask m, int q)
 /* float32: 4 lanes; a dropped element is +0.0 by clearing its bits (never 0 * x). */
 typedef cdrop_f32x4 isa_v_f32;
 enum { isa_width_f32 = 4 };
-static inline cdrop_f32x4 isa_set1_f32(float x) { return (cdrop_f32x4){0} + x; }
-static inline cdrop_f32x4 isa_load_f32(const float *p) { return CDROP_VEC_LOAD(cdrop_f32x4, p); }
-static inline void isa_store_f32(float *p, cdrop_f32x4 x) { CDROP_VEC_STORE(p, x); }
+CDROP_VI cdrop_f32x4 isa_set1_f32(float x) { return (cdrop_f32x4){0} + x; }
+CDROP_VI cdrop_f32x4 isa_load_f32(const float *p) { return CDROP_VEC_LOAD(cdrop_f32x4, p); }
+CDROP_VI void isa_store_f32(float *p, cdrop_f32x4 x) { CDROP_VEC_STORE(p, x); }
 
-static inline cdrop_f32x4 isa_keep_mul_f32(isa_mask m, int q, cdrop_f32x4 x, cdrop_f32x4 sc)
+CDROP_VI cdrop_f32x4 isa_keep_mul_f32(isa_mask m, int q, cdrop_f32x4 x, cdrop_f32x4 sc)
 {
-    return (cdrop_f32x4)((cdrop_i32x4)(x * sc) & cdrop_keep32(m, q));
+    return (cdrop_f32x4)((cdrop_i32x4)(x * sc) & ~cdrop_drop32(m, q));
 }
 
 /* float64: 2 lanes. */
 typedef cdrop_f64x2 isa_v_f64;
 enum { isa_width_f64 = 2 };
-static inline cdrop_f64x2 isa_set1_f64(double x) { return (cdrop_f64x2){0} + x; }
-static inline cdrop_f64x2 isa_load_f64(const double *p) { return CDROP_VEC_LOAD(cdrop_f64x2, p); }
-static inline void isa_store_f64(double *p, cdrop_f64x2 x) { CDROP_VEC_STORE(p, x); }
+CDROP_VI cdrop_f64x2 isa_set1_f64(double x) { return (cdrop_f64x2){0} + x; }
+CDROP_VI cdrop_f64x2 isa_load_f64(const double *p) { return CDROP_VEC_LOAD(cdrop_f64x2, p); }
+CDROP_VI void isa_store_f64(double *p, cdrop_f64x2 x) { CDROP_VEC_STORE(p, x); }
 
-static inline cdrop_f64x2 isa_keep_mul_f64(isa_mask m, int q, cdrop_f64x2 x, cdrop_f64x2 sc)
+CDROP_VI cdrop_f64x2 isa_keep_mul_f64(isa_mask m, int q, cdrop_f64x2 x, cdrop_f64x2 sc)
 {
-    return (cdrop_f64x2)((cdrop_i64x2)(x * sc) & cdrop_keep64(m, q));
+    return (cdrop_f64x2)((cdrop_i64x2)(x * sc) & ~cdrop_drop64(m, q));
 }
 
 /* The dropout family's fused consumers (consumer_family.inc.h): an add, and kept ? a : b. */
-static inline cdrop_f32x4 isa_add_f32(cdrop_f32x4 a, cdrop_f32x4 b) { return a + b; }
-static inline cdrop_f64x2 isa_add_f64(cdrop_f64x2 a, cdrop_f64x2 b) { return a + b; }
-static inline cdrop_f32x4 isa_keep_sel_f32(isa_mask m, int q, cdrop_f32x4 a, cdrop_f32x4 b)
+CDROP_VI cdrop_f32x4 isa_add_f32(cdrop_f32x4 a, cdrop_f32x4 b) { return a + b; }
+CDROP_VI cdrop_f64x2 isa_add_f64(cdrop_f64x2 a, cdrop_f64x2 b) { return a + b; }
+CDROP_VI cdrop_f32x4 isa_keep_sel_f32(isa_mask m, int q, cdrop_f32x4 a, cdrop_f32x4 b)
 {
-    const cdrop_i32x4 k = cdrop_keep32(m, q);
-    return (cdrop_f32x4)(((cdrop_i32x4)a & k) | ((cdrop_i32x4)b & ~k));
+    const cdrop_i32x4 d = cdrop_drop32(m, q);
+    return (cdrop_f32x4)(((cdrop_i32x4)a & ~d) | ((cdrop_i32x4)b & d));
 }
-static inline cdrop_f64x2 isa_keep_sel_f64(isa_mask m, int q, cdrop_f64x2 a, cdrop_f64x2 b)
+CDROP_VI cdrop_f64x2 isa_keep_sel_f64(isa_mask m, int q, cdrop_f64x2 a, cdrop_f64x2 b)
 {
-    const cdrop_i64x2 k = cdrop_keep64(m, q);
-    return (cdrop_f64x2)(((cdrop_i64x2)a & k) | ((cdrop_i64x2)b & ~k));
+    const cdrop_i64x2 d = cdrop_drop64(m, q);
+    return (cdrop_f64x2)(((cdrop_i64x2)a & ~d) | ((cdrop_i64x2)b & d));
 }
 
 /* Final masks for consumers that cannot clear a lost tie afterwards (dropout_add into its
- * residual): a lost tie's keep byte is cleared. */
-static inline isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, uint64_t g,
-                                       uint32_t thr)
+ * residual): a lost tie's drop byte is set. */
+CDROP_VI isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, uint64_t g, uint32_t thr)
 {
     int8_t k[CDROP_GROUP];
-    memcpy(k, m.keep, sizeof k);
+    memcpy(k, m.drop, sizeof k);
     for (; tw; tw &= tw - 1) {
         const int e = __builtin_ctzll(tw);
         if (cdrop_tie24(key, g + (uint64_t)e) >= (thr & 0xFFFFFFu))
-            k[e] = 0;
+            k[e] = -1;
     }
-    memcpy(m.keep, k, sizeof k);
+    memcpy(m.drop, k, sizeof k);
     return m;
 }
 
@@ -257,31 +268,30 @@ static inline isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, ui
  * scalar path's; the keep flags come from the mask's bytes.  The keep flag clears the 16-bit
  * result (the scalar select of half_scalar.inc.h, the same bits as clearing the product). */
 enum { isa_width_f16 = 16, isa_width_bf16 = 16 };
-static inline void isa_keep_mul_f16(uint16_t *d, const uint16_t *s, isa_mask m, int q,
-                                    cdrop_f32x4 sc)
+CDROP_VI void isa_keep_mul_f16(uint16_t *d, const uint16_t *s, isa_mask m, int q, cdrop_f32x4 sc)
 {
     uint8_t k[16];
-    CDROP_VEC_STORE(k, (cdrop_u8x16)m.keep[q] & 1);
+    CDROP_VEC_STORE(k, (cdrop_u8x16)m.drop[q] + 1); /* 0xFF + 1: 0, dropped */
     for (int e = 0; e < 16; e++)
         d[e] = cdrop_select_f16(s[e], sc[0], k[e]);
 }
 
-static inline void isa_keep_mul_bf16(uint16_t *d, const uint16_t *s, isa_mask m, int q,
-                                     cdrop_f32x4 sc)
+CDROP_VI void isa_keep_mul_bf16(uint16_t *d, const uint16_t *s, isa_mask m, int q, cdrop_f32x4 sc)
 {
     uint8_t k[16];
-    CDROP_VEC_STORE(k, (cdrop_u8x16)m.keep[q] & 1);
+    CDROP_VEC_STORE(k, (cdrop_u8x16)m.drop[q] + 1); /* 0xFF + 1: 0, dropped */
     for (int e = 0; e < 16; e++)
         d[e] = cdrop_select_bf16(s[e], sc[0], k[e]);
 }
 
-static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)
+CDROP_VI void isa_store_keep_u8(uint8_t *dst, isa_mask m)
 {
+#pragma GCC unroll 4
     for (int h = 0; h < 4; h++)
-        CDROP_VEC_STORE(dst + 16 * h, (cdrop_u8x16)m.keep[h] & 1);
+        CDROP_VEC_STORE(dst + 16 * h, (cdrop_u8x16)m.drop[h] + 1);
 }
 
-static inline uint64_t isa_keep_bits(isa_mask m) { return cdrop_movemask64(m.keep); }
+CDROP_VI uint64_t isa_keep_bits(isa_mask m) { return ~cdrop_movemask64(m.drop); }
 
 #define CDROP_ISA_TABLE cdrop_ops_portable
 #define CDROP_ISA_VRUNS cdrop_vruns_portable
