@@ -33,6 +33,13 @@ typedef int8_t cdrop_i8x16 __attribute__((vector_size(16)));
 typedef uint8_t cdrop_u8x16 __attribute__((vector_size(16)));
 typedef float cdrop_f32x4 __attribute__((vector_size(16)));
 typedef double cdrop_f64x2 __attribute__((vector_size(16)));
+/* float64 four at a time, in two 128-bit registers: with 2 lanes a step is 32 vectors, more
+ * than the consumers' loops unroll, and a mask picked by a loop index that is not a constant
+ * went through memory (float64 took 3-4x the scalar path's time in cache).  A struct, not a
+ * 32-byte vector type, whose by-value passing GCC warns about without AVX (-Wpsabi). */
+typedef struct {
+    cdrop_f64x2 lo, hi;
+} cdrop_f64x4;
 
 /* Unaligned loads and stores: memcpy, which compiles to one vector move (movups, ldr q). */
 #define CDROP_VEC_LOAD(type, p)                                                                    \
@@ -201,11 +208,11 @@ CDROP_VI cdrop_i32x4 cdrop_drop32(isa_mask m, int q)
     return (cdrop_i32x4)__builtin_shufflevector(k, k, 4, 4, 5, 5, 6, 6, 7, 7);
 }
 
-/* The drop masks of elements 2q, 2q + 1 as 64-bit lanes (q = 0 .. 31). */
-CDROP_VI cdrop_i64x2 cdrop_drop64(isa_mask m, int q)
+/* The drop masks of elements 4q + 2u, 4q + 2u + 1 as 64-bit lanes (q = 0 .. 15, u = 0, 1). */
+CDROP_VI cdrop_i64x2 cdrop_drop64(isa_mask m, int q, int u)
 {
-    const cdrop_i32x4 k = cdrop_drop32(m, q >> 1);
-    if ((q & 1) == 0)
+    const cdrop_i32x4 k = cdrop_drop32(m, q);
+    if (u == 0)
         return (cdrop_i64x2)__builtin_shufflevector(k, k, 0, 0, 1, 1);
     return (cdrop_i64x2)__builtin_shufflevector(k, k, 2, 2, 3, 3);
 }
@@ -222,30 +229,46 @@ CDROP_VI cdrop_f32x4 isa_keep_mul_f32(isa_mask m, int q, cdrop_f32x4 x, cdrop_f3
     return (cdrop_f32x4)((cdrop_i32x4)(x * sc) & ~cdrop_drop32(m, q));
 }
 
-/* float64: 2 lanes. */
-typedef cdrop_f64x2 isa_v_f64;
-enum { isa_width_f64 = 2 };
-CDROP_VI cdrop_f64x2 isa_set1_f64(double x) { return (cdrop_f64x2){0} + x; }
-CDROP_VI cdrop_f64x2 isa_load_f64(const double *p) { return CDROP_VEC_LOAD(cdrop_f64x2, p); }
-CDROP_VI void isa_store_f64(double *p, cdrop_f64x2 x) { CDROP_VEC_STORE(p, x); }
-
-CDROP_VI cdrop_f64x2 isa_keep_mul_f64(isa_mask m, int q, cdrop_f64x2 x, cdrop_f64x2 sc)
+/* float64: 4 lanes in two registers. */
+typedef cdrop_f64x4 isa_v_f64;
+enum { isa_width_f64 = 4 };
+CDROP_VI cdrop_f64x4 isa_set1_f64(double x)
 {
-    return (cdrop_f64x2)((cdrop_i64x2)(x * sc) & ~cdrop_drop64(m, q));
+    const cdrop_f64x2 v = (cdrop_f64x2){0} + x;
+    return (cdrop_f64x4){v, v};
+}
+CDROP_VI cdrop_f64x4 isa_load_f64(const double *p)
+{
+    return (cdrop_f64x4){CDROP_VEC_LOAD(cdrop_f64x2, p), CDROP_VEC_LOAD(cdrop_f64x2, p + 2)};
+}
+CDROP_VI void isa_store_f64(double *p, cdrop_f64x4 x)
+{
+    CDROP_VEC_STORE(p, x.lo);
+    CDROP_VEC_STORE(p + 2, x.hi);
+}
+
+CDROP_VI cdrop_f64x4 isa_keep_mul_f64(isa_mask m, int q, cdrop_f64x4 x, cdrop_f64x4 sc)
+{
+    return (cdrop_f64x4){(cdrop_f64x2)((cdrop_i64x2)(x.lo * sc.lo) & ~cdrop_drop64(m, q, 0)),
+                         (cdrop_f64x2)((cdrop_i64x2)(x.hi * sc.hi) & ~cdrop_drop64(m, q, 1))};
 }
 
 /* The dropout family's fused consumers (consumer_family.inc.h): an add, and kept ? a : b. */
 CDROP_VI cdrop_f32x4 isa_add_f32(cdrop_f32x4 a, cdrop_f32x4 b) { return a + b; }
-CDROP_VI cdrop_f64x2 isa_add_f64(cdrop_f64x2 a, cdrop_f64x2 b) { return a + b; }
+CDROP_VI cdrop_f64x4 isa_add_f64(cdrop_f64x4 a, cdrop_f64x4 b)
+{
+    return (cdrop_f64x4){a.lo + b.lo, a.hi + b.hi};
+}
 CDROP_VI cdrop_f32x4 isa_keep_sel_f32(isa_mask m, int q, cdrop_f32x4 a, cdrop_f32x4 b)
 {
     const cdrop_i32x4 d = cdrop_drop32(m, q);
     return (cdrop_f32x4)(((cdrop_i32x4)a & ~d) | ((cdrop_i32x4)b & d));
 }
-CDROP_VI cdrop_f64x2 isa_keep_sel_f64(isa_mask m, int q, cdrop_f64x2 a, cdrop_f64x2 b)
+CDROP_VI cdrop_f64x4 isa_keep_sel_f64(isa_mask m, int q, cdrop_f64x4 a, cdrop_f64x4 b)
 {
-    const cdrop_i64x2 d = cdrop_drop64(m, q);
-    return (cdrop_f64x2)(((cdrop_i64x2)a & ~d) | ((cdrop_i64x2)b & d));
+    const cdrop_i64x2 d0 = cdrop_drop64(m, q, 0), d1 = cdrop_drop64(m, q, 1);
+    return (cdrop_f64x4){(cdrop_f64x2)(((cdrop_i64x2)a.lo & ~d0) | ((cdrop_i64x2)b.lo & d0)),
+                         (cdrop_f64x2)(((cdrop_i64x2)a.hi & ~d1) | ((cdrop_i64x2)b.hi & d1))};
 }
 
 /* Final masks for consumers that cannot clear a lost tie afterwards (dropout_add into its
