@@ -111,6 +111,11 @@ class BuildExt(build_ext):
         is_msvc = self.compiler.compiler_type == "msvc"
         if is_msvc:
             base = ["/O2"]
+            # isa_portable.c is written with GCC's and Clang's vector extensions, which MSVC
+            # lacks: it compiles to nothing (cdrop/_src/platform.h) and "portable" runs the
+            # scalar path, as cdrop.show_config()["simd"] then reports.
+            print("cdrop: MSVC has no vector extensions: the portable SIMD path is not built, "
+                  "the scalar path runs in its place")
         else:
             base = ["-O1", "-g"] if DEBUG else ["-O3"]
             # -ffp-contract=off: a * b + c stays two roundings (no FMA) on every instruction set,

@@ -61,7 +61,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=positive_int, default=15)
     ap.add_argument("--threads", type=positive_int, default=1)
-    ap.add_argument("--path", default="auto", choices=["auto", "portable", "avx2", "avx512"],
+    ap.add_argument("--path", default="auto",
+                    choices=["auto", "scalar", "portable", "avx2", "avx512"],
                     help="the kernel path (default: the best this CPU and build have)")
     args = ap.parse_args()
     path = K.set_path(args.path)

@@ -16,7 +16,7 @@ import numpy as np
 import cdrop
 from cdrop import _kernels
 
-PATHS = ("avx512", "avx2", "portable")
+PATHS = ("avx512", "avx2", "portable", "scalar")
 DTYPES = ("float32", "float16", "bfloat16")
 SIZES = (1 << 22, 1 << 24)
 ROUNDS = 15

@@ -13,8 +13,9 @@ writes to build/bench-report/<what differs>/ (for example build/bench-report/qui
 a quick or ad-hoc run cannot overwrite them.  --out DIR writes to DIR whatever the run (CI passes
 one; `--out bench/results` commits an ad-hoc run on purpose).  The folder is printed first.
 `--check` measures only what the speed targets need, with fewer rounds, and prints the tables
-and the target checklist without writing anything (about a minute on a quiet machine, the
-dropout family's half of it; with --quick, the sizes up to 262,144 only, and no family).
+and the target checklist without writing anything (a few minutes on a quiet machine, most of it
+issue 12's layout rows while those layouts are slow; with --quick, the sizes up to 262,144
+only, and no family, cold-cache or layout rows).
 
 What it measures: every implementation of bench/impls.py (the ones bench/test_bench.py times with
 pytest-benchmark), plus cdrop's OpenMP `x *= c` ("floor OpenMP x*=c", float32 only), at
@@ -23,6 +24,15 @@ For each (size, threads) the implementations run INTERLEAVED: round r calls A, B
 each, then round r+1 does the same, so that a slow phase of the machine (another process, a
 frequency change) hits all of them alike.  The reported time is the median over the rounds.
 The timer is `cdrop._bench.interleaved_samples`, which the `cdrop` command uses too.
+With float32, also issue 12's rows (one interleaved run per case, the target checklist reads
+them): every p in {0.05, ..., 0.9} in place against p = 0.5 at 256Ki, 4M and 16M elements; every
+kernel path this CPU has (avx512, avx2, portable, and scalar when the build has it) against the
+floor, 1 thread, p = 0.5 and 0.1, forced with cdrop._kernels.set_path and restored afterwards;
+and, not with --quick (their sizes are above its), the cold-cache harness (the array restored
+INSIDE the timed region, the restore's own median subtracted, no priming call; in place, p = 0.5,
+4M and 16M elements) beside the warm figure of the main tables, and the layouts (Fortran, x.T,
+x[:, ::2], 3-D transposes, float32 and float64, 2048**2 and 4096**2 elements, and the
+small-trailing-axes views) against NumPy on the same array, with a bit-identity spot check.
 With float32 and without --quick, also the dropout family of issue 11 (bench/impls.py, FAMILY:
 Dropout2d, drop_path, alpha_dropout, dropout_add, gaussian_dropout, gaussian_noise, each beside
 its floor and its PyTorch or NumPy peer) at 4M and 16M elements, one interleaved run per (size,
@@ -85,7 +95,9 @@ from impls import (
     family_implementations,
     family_shape,
     floor_openmp,
+    floor_scale,
     half_array,
+    omp_floor,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -487,6 +499,523 @@ def family_targets(results, threads_list):
     return rows
 
 
+# --- issue 12: the cold-cache harness, every p, the kernel paths, the layouts ---------------
+#
+# Each table below is one interleaved run per case (A, B, C, ... then again), medians, every
+# in-place case restored from a pristine copy before its timing, as in measure().  The ratios
+# are read within one run only.
+
+ISSUE12_P = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+# size -> rounds.  A 16M round of the p rows is 8 cases x (restore, prime, call) ~ 0.3 s.
+P_SCHEDULE = {262_144: 101, 4_194_304: 21, 16_777_216: 11}
+P_CHECK_SCHEDULE = {262_144: 41, 4_194_304: 11, 16_777_216: 9}
+P_QUICK_SCHEDULE = {262_144: 41}
+COLD_SCHEDULE = {4_194_304: 41, 16_777_216: 21}
+COLD_CHECK_SCHEDULE = {4_194_304: 21, 16_777_216: 11}
+PATH_P = (0.5, 0.1)
+# the portable path took ~6.6x the floor at 4M on main: a 16M round is ~0.3 s
+PATH_SCHEDULE = {262_144: 101, 4_194_304: 15, 16_777_216: 9}
+PATH_CHECK_SCHEDULE = {262_144: 41, 4_194_304: 11, 16_777_216: 9}
+PATH_QUICK_SCHEDULE = {262_144: 41}
+# side -> rounds.  On main a 4096x4096 float64 Fortran round took ~1 s (two cdrop calls of
+# ~0.13 s, each primed, plus the restores).
+LAYOUT_SCHEDULE = {2048: 7, 4096: 5}
+LAYOUT_CHECK_SCHEDULE = {2048: 3, 4096: 3}
+LAYOUTS = ("Fortran", "x.T", "x[:, ::2]", "3-D (1, 0, 2)", "3-D (0, 2, 1)")
+# (2**20, 8, 2).transpose(0, 2, 1) and the like: 16M float32 elements, ~0.3 s a call on main
+TRAILING_SHAPES = ((2**20, 8, 2), (2**19, 2, 16), (2**18, 8, 8))
+TRAILING_ROUNDS, TRAILING_CHECK_ROUNDS = 5, 3
+LAYOUT_NAMES = ("cdrop in place", "np.multiply(a, c, out=a)", "cdrop out of place",
+                "np.multiply(a, c)")
+COPY = "np.copyto alone"
+
+
+def _stats(ts):
+    q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+    return {"median_s": statistics.median(ts), "min_s": min(ts), "q1_s": q[0], "q3_s": q[2]}
+
+
+def _interleaved(cases, rounds, prime=True, warmup=1):
+    """{name: stats} of [(name, call, setup or None)], one interleaved run."""
+    samples = interleaved_samples([c for _, c, _ in cases], rounds,
+                                  setups=[s for _, _, s in cases], warmup=warmup, prime=prime)
+    return {name: _stats(ts) for (name, _, _), ts in zip(cases, samples)}
+
+
+def measure_cold(n, threads, rounds):
+    """The cold-cache harness of issue 12 (item 5): in place, float32, p = 0.5.
+
+    Every timing restores the array with np.copyto from a pristine copy INSIDE the timed region
+    and then calls; "np.copyto alone" is the restore timed the same way, in the same rounds, and
+    its median is subtracted from the others' in cold_ratios().  No priming call: each call finds
+    the array as the restore left it (partly in cache) and the threads as the previous case left
+    them, which is what a call in a real program meets more often than a loop of the same call.
+    """
+    pristine = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+    x = pristine.copy()
+    c = np.float32(1.0)
+    scale = omp_floor()
+
+    def copy():
+        np.copyto(x, pristine)
+
+    def copy_cdrop():
+        np.copyto(x, pristine)
+        cdrop.dropout(x, 0.5, inplace=True, seed=1, num_threads=threads)
+
+    def copy_floor():
+        np.copyto(x, pristine)
+        np.multiply(x, c, out=x)
+
+    def copy_omp():
+        np.copyto(x, pristine)
+        scale(x, 1.0, threads)
+
+    cases = [(COPY, copy, None), (CDROP_INPLACE, copy_cdrop, None), (FLOOR, copy_floor, None)]
+    if threads > 1:
+        cases.append((OMP_FLOOR, copy_omp, None))
+    return _interleaved(cases, rounds, prime=False)
+
+
+def cold_ratios(block, stat="median_s"):
+    """(cdrop's cold time, the floor's, its name) with the copy's median (or `stat`) subtracted:
+    the floor is np.multiply's on 1 thread, cdrop's OpenMP x *= c with more (as targets()
+    reads)."""
+    med = {k: v[stat] for k, v in block.items()}
+    floor = OMP_FLOOR if OMP_FLOOR in med else FLOOR
+    return med[CDROP_INPLACE] - med[COPY], med[floor] - med[COPY], floor
+
+
+def cold_table(cold, warm):
+    lines = ["## Cold cache: the array restored inside the timed region (issue 12, item 5)", "",
+             "In place, float32, p = 0.5.  Each timing is `np.copyto(x, pristine)` then the call; "
+             "`np.copyto alone` is timed the same way in the same rounds and subtracted.  No "
+             "priming call.  `warm` is the same ratio from the main tables above (restore "
+             "untimed, each timed call after an untimed one).  `from the minima`: the same "
+             "subtraction with each case's fastest round: on a busy machine a time slice lost "
+             "to another process (~4 ms) lands in many copy-plus-call timings and makes their "
+             "medians bimodal.", "",
+             "| elements | threads | copy | cdrop (cold) | floor (cold) | cold ratio "
+             "| from the minima | warm ratio |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for (n, threads), block in cold.items():
+        c, f, fname = cold_ratios(block)
+        cm, fm, _ = cold_ratios(block, "min_s")
+        w = _warm_ratio(warm, n, threads)
+        lines.append(f"| {n:,} | {threads} | {fmt_time(block[COPY]['median_s'])} | "
+                     f"{fmt_time(c)} | {fmt_time(f)} ({fname[6:]}) | {fmt_ratio(c / f)} | "
+                     f"{fmt_ratio(cm / fm)} | {fmt_ratio(w) if w else ''} |")
+    return lines + [""]
+
+
+def _warm_ratio(results, n, threads):
+    block = {k: v["median_s"] for k, v in results.get((n, threads), {}).items()}
+    floor = OMP_FLOOR if threads > 1 and OMP_FLOOR in block else FLOOR
+    if CDROP_INPLACE not in block or floor not in block:
+        return None
+    return block[CDROP_INPLACE] / block[floor]
+
+
+def cold_targets(cold, results, threads_list):
+    rows = []
+    for n in COLD_SCHEDULE:
+        for threads in threads_list:
+            desc = (f"p = 0.5 in place, {n:,}, {threads} thread(s), cold-cache harness: <= 1.1x "
+                    "floor (and warm <= 1.1x)")
+            block, w = cold.get((n, threads)), _warm_ratio(results, n, threads)
+            if block is None:
+                rows.append((desc, "not measured", "n/a"))
+                continue
+            c, f, fname = cold_ratios(block)
+            ok = c / f <= 1.1 and w is not None and w <= 1.1
+            warm = f"warm {w:.2f}x" if w else "warm not measured"
+            extra = ""
+            if fname != FLOOR:  # the OpenMP floor wakes its threads too: NumPy's beside it
+                np_floor = block[FLOOR]["median_s"] - block[COPY]["median_s"]
+                extra = f" (cold vs np.multiply: {c / np_floor:.2f}x)"
+            rows.append((desc, f"cold {c / f:.2f}x{extra}, {warm}", "PASS" if ok else "MISS"))
+    return rows
+
+
+def measure_p(n, threads, rounds):
+    """In place, float32, every p of ISSUE12_P and the floor: one interleaved run."""
+    pristine = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+    x = pristine.copy()
+    restore = partial(np.copyto, x, pristine)
+    cases = [(f"p={p:g}", cdrop_inplace(x, p, threads), restore) for p in ISSUE12_P]
+    cases.append((FLOOR, floor_scale(x, 0.5, threads), restore))
+    return _interleaved(cases, rounds)
+
+
+def p_table(p_results):
+    lines = ["## Every p: time over p = 0.5's (issue 12, item 4)", "",
+             "cdrop in place, float32, one interleaved run per row.  p = 0.5 skips the tie "
+             "hashes (docs/rng.md, section 6); the others settle 1 element in 256 with them.", "",
+             "| elements | threads | p = 0.5 x floor | "
+             + " | ".join(f"p = {p:g}" for p in ISSUE12_P) + " |",
+             "| ---: | ---: | ---: |" + " ---: |" * len(ISSUE12_P)]
+    for (n, threads), block in p_results.items():
+        half = block["p=0.5"]["median_s"]
+        cells = [fmt_ratio(block[f"p={p:g}"]["median_s"] / half) for p in ISSUE12_P]
+        lines.append(f"| {n:,} | {threads} | {fmt_ratio(half / block[FLOOR]['median_s'])} | "
+                     + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def p_targets(p_results, threads_list):
+    rows = []
+    for n in P_SCHEDULE:
+        goal = 1.2 if n < 1_000_000 else 1.1
+        for threads in threads_list:
+            desc = (f"every p in {{{', '.join(f'{p:g}' for p in ISSUE12_P)}}}, in place, {n:,}, "
+                    f"{threads} thread(s): <= {goal:g}x p = 0.5's time")
+            block = p_results.get((n, threads))
+            if block is None:
+                rows.append((desc, "not measured", "n/a"))
+                continue
+            half = block["p=0.5"]["median_s"]
+            worst = max(ISSUE12_P, key=lambda p: block[f"p={p:g}"]["median_s"])
+            r = block[f"p={worst:g}"]["median_s"] / half
+            rows.append((desc, f"worst {r:.2f}x (p = {worst:g})", "PASS" if r <= goal else "MISS"))
+    return rows
+
+
+def kernel_paths():
+    """[(name asked, name in use)] of the distinct kernel paths this CPU and build can run;
+    "scalar" when the build has it.  Leaves the path in use unchanged."""
+    from cdrop import _kernels
+
+    before, seen, paths = _kernels.get_path(), set(), []
+    try:
+        for name in ("avx512", "avx2", "portable", "scalar"):
+            try:
+                got = _kernels.set_path(name)
+            except ValueError:  # a build without that path ("scalar" before issue 12)
+                continue
+            if got not in seen:  # a path the CPU lacks falls back to the next one down
+                seen.add(got)
+                paths.append(got)
+    finally:
+        _kernels.set_path(before)
+    return paths
+
+
+def measure_paths(n, p, rounds, paths):
+    """cdrop in place, float32, 1 thread, on every kernel path of `paths`, and the floor: one
+    interleaved run; each timing's untimed setup restores the array and selects its path (so
+    the priming call runs on that path too).  The path in use before is restored afterwards,
+    whatever happens."""
+    from cdrop import _kernels
+
+    pristine = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+    x = pristine.copy()
+    before = _kernels.get_path()
+
+    def setup(path):
+        np.copyto(x, pristine)
+        _kernels.set_path(path)
+
+    cases = [(path, cdrop_inplace(x, p, 1), partial(setup, path)) for path in paths]
+    cases.append((FLOOR, floor_scale(x, p, 1), partial(setup, before)))
+    try:
+        return _interleaved(cases, rounds)
+    finally:
+        _kernels.set_path(before)
+
+
+def paths_table(path_results, paths):
+    lines = ["## Kernel paths (issue 12, items 1 and 6)", "",
+             "cdrop in place, float32, 1 thread, the path forced with `cdrop._kernels.set_path` "
+             "(as `CDROP_KERNEL=` does); time over the floor `np.multiply(x, c, out=x)` of the "
+             "same run.", "",
+             "| elements | p | floor | " + " | ".join(paths)
+             + (" | portable / avx2" if {"portable", "avx2"} <= set(paths) else "") + " |",
+             "| ---: | ---: | ---: |" + " ---: |" * (len(paths) + ({"portable", "avx2"}
+                                                                  <= set(paths)))]
+    for (n, p), block in path_results.items():
+        f = block[FLOOR]["median_s"]
+        cells = [f"{fmt_time(block[k]['median_s'])} ({fmt_ratio(block[k]['median_s'] / f)})"
+                 for k in paths]
+        if {"portable", "avx2"} <= set(paths):
+            cells.append(fmt_ratio(block["portable"]["median_s"] / block["avx2"]["median_s"]))
+        lines.append(f"| {n:,} | {p:g} | {fmt_time(f)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def paths_targets(path_results):
+    rows = []
+    for n in PATH_SCHEDULE:
+        goal = 1.3 if n < 1_000_000 else 1.1
+        desc = f"avx2 path, p = 0.5 in place, {n:,}, 1 thread: <= {goal:g}x floor"
+        block = path_results.get((n, 0.5), {})
+        if "avx2" not in block:
+            rows.append((desc, "not measured", "n/a"))
+        else:
+            r = block["avx2"]["median_s"] / block[FLOOR]["median_s"]
+            rows.append((desc, f"{r:.2f}x", "PASS" if r <= goal else "MISS"))
+    for n in (262_144, 4_194_304):
+        for p in PATH_P:
+            desc = f"portable path, p = {p:g} in place, {n:,}, 1 thread: <= 1.5x the avx2 path"
+            block = path_results.get((n, p), {})
+            if "avx2" not in block or "portable" not in block:
+                rows.append((desc, "not measured", "n/a"))
+                continue
+            r = block["portable"]["median_s"] / block["avx2"]["median_s"]
+            rows.append((desc, f"{r:.2f}x", "PASS" if r <= 1.5 else "MISS"))
+    return rows
+
+
+def layout_view(kind, base):
+    """The view of `kind` (LAYOUTS, or a trailing shape's transpose) into `base`, an array that
+    make_layout allocated for it."""
+    if kind == "Fortran":
+        return base  # allocated in Fortran order
+    if kind == "x.T":
+        return base.T
+    if kind == "x[:, ::2]":
+        return base[:, ::2]
+    if kind == "3-D (1, 0, 2)":
+        return base.transpose(1, 0, 2)
+    return base.transpose(0, 2, 1)  # "3-D (0, 2, 1)" and the small trailing axes
+
+
+def layout_base_shape(kind, side):
+    """Shape of the array whose view layout_view takes: side x side elements in the view."""
+    if kind == "x[:, ::2]":
+        return (side, 2 * side)
+    if kind.startswith("3-D"):
+        return (256, side // 16, side // 16)  # 2048: (256, 128, 128); 4096: 256**3
+    return (side, side)
+
+
+def make_layout(kind, shape, dtype, seed=0):
+    """(base, view) of standard normals: `kind`'s view into a new array of `shape`."""
+    data = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    base = np.asfortranarray(data, dtype) if kind == "Fortran" else data.astype(dtype)
+    return base, layout_view(kind, base)
+
+
+def measure_layout(kind, shape, dtype, threads, rounds, p):
+    """cdrop in place and out of place against NumPy on the same view: one interleaved run.
+    The in-place cases write into one view, restored from a pristine view (untimed)."""
+    _, a = make_layout(kind, shape, dtype)
+    _, pristine = make_layout(kind, shape, dtype)
+    restore = partial(np.copyto, a, pristine)
+    c = a.dtype.type(1.0)
+    cases = [
+        (LAYOUT_NAMES[0], lambda: cdrop.dropout(a, p, inplace=True, seed=1, num_threads=threads),
+         restore),
+        (LAYOUT_NAMES[1], lambda: np.multiply(a, c, out=a), restore),
+        (LAYOUT_NAMES[2], lambda: cdrop.dropout(pristine, p, seed=1, num_threads=threads), None),
+        (LAYOUT_NAMES[3], lambda: np.multiply(pristine, c), None),
+    ]
+    # No warm-up round: every timing already follows an untimed priming call, and a round of
+    # the slow layouts (on main) is most of a second.
+    return _interleaved(cases, rounds, warmup=0)
+
+
+def layout_identity(kind, shape, dtype, p=0.1):
+    """cdrop on the view == cdrop on its C-ordered copy, bit for bit, out of place and in place
+    (p = 0.1 takes the tie path)."""
+    _, a = make_layout(kind, shape, dtype)
+    c = np.ascontiguousarray(a)
+    want = cdrop.dropout(c, p, seed=7).tobytes()
+    same = np.ascontiguousarray(cdrop.dropout(a, p, seed=7)).tobytes() == want
+    cdrop.dropout(a, p, seed=7, inplace=True)
+    return same and np.ascontiguousarray(a).tobytes() == want
+
+
+def layout_cases(args_check, threads_list):
+    """[(kind, base shape, dtype, threads, rounds)] of the layout rows."""
+    schedule = LAYOUT_CHECK_SCHEDULE if args_check else LAYOUT_SCHEDULE
+    cases = [(kind, layout_base_shape(kind, side), dtype, threads, rounds)
+             for side, rounds in schedule.items() for dtype in ("float32", "float64")
+             for kind in LAYOUTS for threads in threads_list]
+    rounds = TRAILING_CHECK_ROUNDS if args_check else TRAILING_ROUNDS
+    cases += [(f"{shape}.transpose(0, 2, 1)", shape, "float32", threads, rounds)
+              for shape in TRAILING_SHAPES for threads in threads_list]
+    return cases
+
+
+def layout_table(layout_results, identity):
+    lines = ["## Layouts: cdrop against NumPy on the same array (issue 12, item 3)", "",
+             "Out of place: `cdrop.dropout(a, p)` against `np.multiply(a, c)`; in place: against "
+             "`np.multiply(a, c, out=a)` (NumPy on 1 thread).  Strided: a view into an array "
+             "twice as wide; 3-D: (256, side/16, side/16) transposed.  Target <= 1.3x.", "",
+             "| layout | dtype | view shape | threads | in place | NumPy | ratio | out of place "
+             "| NumPy | ratio |", "| --- | --- | --- | ---: |" + " ---: |" * 6]
+    for (kind, shape, dtype, threads), block in layout_results.items():
+        t = [block[k]["median_s"] for k in LAYOUT_NAMES]
+        view = layout_view(kind, np.empty(shape, np.int8) if kind != "Fortran"
+                           else np.empty(shape, np.int8, order="F")).shape
+        lines.append(f"| {kind} | {dtype} | {view} | {threads} | {fmt_time(t[0])} | "
+                     f"{fmt_time(t[1])} | {fmt_ratio(t[0] / t[1])} | {fmt_time(t[2])} | "
+                     f"{fmt_time(t[3])} | {fmt_ratio(t[2] / t[3])} |")
+    if identity:
+        lines += ["", "Bit identity, cdrop on the view == cdrop on its C-ordered copy (p = 0.1, "
+                  "out of place and in place): " + "; ".join(
+                      f"{k}: {'same' if ok else 'DIFFERENT'}" for k, ok in identity.items())
+                  + "."]
+    return lines + [""]
+
+
+def layout_targets(layout_results):
+    """One row per (layout, in/out of place): the worst ratio over dtypes, sizes and threads."""
+    rows = []
+    kinds = list(dict.fromkeys(k for k, _, _, _ in layout_results)) or list(LAYOUTS)
+    for kind in kinds:
+        for mode, (mine, numpy_name) in (("in place", LAYOUT_NAMES[:2]),
+                                         ("out of place", LAYOUT_NAMES[2:])):
+            desc = f"{kind}, {mode}: <= 1.3x {numpy_name} on the same array"
+            ratios = {key: b[mine]["median_s"] / b[numpy_name]["median_s"]
+                      for key, b in layout_results.items() if key[0] == kind}
+            if not ratios:
+                rows.append((desc, "not measured", "n/a"))
+                continue
+            (_, shape, dtype, threads), r = max(ratios.items(), key=lambda kv: kv[1])
+            ok = sum(v <= 1.3 for v in ratios.values())
+            rows.append((desc, f"worst {r:.2f}x ({dtype}, base {shape}, {threads} thread(s)); "
+                         f"{ok} of {len(ratios)} cases within", "PASS" if r <= 1.3 else "MISS"))
+    return rows
+
+
+def view_size(kind, shape):
+    """Elements of `kind`'s view into an array of `shape` (layout_view)."""
+    return math.prod(shape) // (2 if kind == "x[:, ::2]" else 1)
+
+
+def readme_table(p_results, path_results, cold, layout_results, paths):
+    """The README's compact speed table: 1 thread, each cell a ratio from one interleaved run
+    (blank where this run did not measure it).  The 4M and 16M columns hold the 2048x2048 and
+    4096x4096 layouts, which have the same element counts."""
+    sizes = (262_144, 4_194_304, 16_777_216)
+
+    def path_cell(path, p, n):
+        block = path_results.get((n, p), {})
+        return block[path]["median_s"] / block[FLOOR]["median_s"] if path in block else None
+
+    def worst_p(n):
+        block = p_results.get((n, 1))
+        if block is None:
+            return None
+        half = block["p=0.5"]["median_s"]
+        return max(block[f"p={p:g}"]["median_s"] for p in ISSUE12_P) / half
+
+    def cold_cell(n):
+        if (n, 1) not in cold:
+            return None
+        c, f, _ = cold_ratios(cold[(n, 1)])
+        return c / f
+
+    def layout_cell(trailing, names, n):
+        ratios = [b[names[0]]["median_s"] / b[names[1]]["median_s"]
+                  for (kind, shape, _, th), b in layout_results.items()
+                  if th == 1 and kind.startswith("(") == trailing
+                  and view_size(kind, shape) == n]
+        return max(ratios) if ratios else None
+
+    auto = paths[0] if paths else "auto"
+    rows = [(f"C order, p = 0.5 ({auto}), x floor", [path_cell(auto, 0.5, n) for n in sizes]),
+            (f"C order, p = 0.1 ({auto}), x floor", [path_cell(auto, 0.1, n) for n in sizes]),
+            ("worst p of 0.05 ... 0.9, x p = 0.5", [worst_p(n) for n in sizes])]
+    rows += [(f"`CDROP_KERNEL={path}`, p = 0.5, x floor",
+              [path_cell(path, 0.5, n) for n in sizes]) for path in paths[1:]]
+    rows.append(("cold cache (restored before each call), p = 0.5, x floor",
+                 [None] + [cold_cell(n) for n in sizes[1:]]))
+    rows += [("Fortran, x.T, strided, 3-D transposes (worst), in place, x NumPy",
+              [None] + [layout_cell(False, LAYOUT_NAMES[:2], n) for n in sizes[1:]]),
+             ("the same, out of place, x NumPy",
+              [None] + [layout_cell(False, LAYOUT_NAMES[2:], n) for n in sizes[1:]]),
+             ("small trailing axes, e.g. (2**20, 8, 2).transpose(0, 2, 1) (worst), in place",
+              [None, None, layout_cell(True, LAYOUT_NAMES[:2], sizes[2])])]
+    lines = ["## Compact table (for the README)", "",
+             "1 thread, float32 (layouts: the worse of float32 and float64); time over the "
+             "floor `np.multiply(x, c, out=x)` (layouts: over NumPy on the same array).", "",
+             "| case | 256Ki | 4Mi (2048x2048) | 16Mi (4096x4096) |",
+             "| --- | ---: | ---: | ---: |"]
+    for label, cells in rows:
+        lines.append(f"| {label} | " + " | ".join(fmt_ratio(c) if c else "" for c in cells)
+                     + " |")
+    return lines + [""]
+
+
+def run_issue12(args, threads_list, results):
+    """Measure issue 12's rows (float32 runs): returns (markdown lines, target rows, JSON)."""
+    quick, check = args.quick, args.check
+    lines, rows, js = [], [], {}
+
+    def step(label, t0):
+        print(f"[{label}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+
+    def rounds_of(r):
+        return args.rounds if args.rounds is not None else r
+
+    t0 = time.perf_counter()
+    schedule = P_QUICK_SCHEDULE if quick else P_CHECK_SCHEDULE if check else P_SCHEDULE
+    p_results = {(n, th): measure_p(n, th, rounds_of(r)) for n, r in schedule.items()
+                 for th in threads_list}
+    md = p_table(p_results)
+    print("\n".join(md), flush=True)
+    lines += md
+    rows += p_targets(p_results, threads_list)
+    js["p_values"] = [{"size": n, "threads": th, "impl": k, **s}
+                      for (n, th), b in p_results.items() for k, s in b.items()]
+    step("every p", t0)
+
+    t0 = time.perf_counter()
+    paths = kernel_paths()
+    schedule = PATH_QUICK_SCHEDULE if quick else PATH_CHECK_SCHEDULE if check else PATH_SCHEDULE
+    path_results = {(n, p): measure_paths(n, p, rounds_of(r), paths)
+                    for n, r in schedule.items() for p in PATH_P}
+    md = paths_table(path_results, paths)
+    print("\n".join(md), flush=True)
+    lines += md
+    rows += paths_targets(path_results)
+    js["kernel_paths"] = [{"size": n, "threads": 1, "p": p, "impl": k, **s}
+                          for (n, p), b in path_results.items() for k, s in b.items()]
+    step("kernel paths", t0)
+    cold, layout_results = {}, {}
+    if quick:  # the sizes below are all above --quick's
+        md = readme_table(p_results, path_results, cold, layout_results, paths)
+        print("\n".join(md), flush=True)
+        return lines + md, rows, js
+
+    t0 = time.perf_counter()
+    schedule = COLD_CHECK_SCHEDULE if check else COLD_SCHEDULE
+    cold = {(n, th): measure_cold(n, th, rounds_of(r)) for n, r in schedule.items()
+            for th in threads_list}
+    md = cold_table(cold, results)
+    print("\n".join(md), flush=True)
+    lines += md
+    rows += cold_targets(cold, results, threads_list)
+    js["cold_cache"] = [{"size": n, "threads": th, "impl": k, "p": 0.5, **s}
+                        for (n, th), b in cold.items() for k, s in b.items()]
+    step("cold cache", t0)
+
+    t0 = time.perf_counter()
+    for kind, shape, dtype, th, r in layout_cases(check, threads_list):
+        layout_results[(kind, shape, dtype, th)] = measure_layout(kind, shape, dtype, th,
+                                                                  rounds_of(r), args.p)
+    identity = {}
+    for kind in LAYOUTS:
+        identity[kind] = layout_identity(kind, layout_base_shape(kind, 2048), np.float32)
+    for shape in TRAILING_SHAPES:
+        identity[f"{shape}.transpose(0, 2, 1)"] = layout_identity("trailing", shape, np.float32)
+    md = layout_table(layout_results, identity)
+    print("\n".join(md), flush=True)
+    lines += md
+    rows += layout_targets(layout_results)
+    js["layouts"] = [{"layout": kind, "base_shape": list(shape), "dtype": dtype, "threads": th,
+                      "p": args.p, "impl": k, **s}
+                     for (kind, shape, dtype, th), b in layout_results.items()
+                     for k, s in b.items()]
+    js["layout_bit_identity"] = identity
+    step("layouts", t0)
+    md = readme_table(p_results, path_results, cold, layout_results, paths)
+    print("\n".join(md), flush=True)
+    return lines + md, rows, js
+
+
 # --- formatting -----------------------------------------------------------------------------
 
 
@@ -873,7 +1402,8 @@ def parser():
                     help="only what the speed targets need (cdrop in place, out of place and "
                          "packed mask, the floors, and the peers at 4M; the dropout family "
                          "and its torch peers at 4M), fewer rounds: print the tables and the "
-                         "target checklist, write no file (about a minute)")
+                         "target checklist, write no file (a few minutes: issue 12's layouts "
+                         "are most of it while they are slow)")
     ap.add_argument("--rounds", type=positive_int, default=None,
                     help="rounds at every size (default: 61 up to 16,384, 201 at 262,144, "
                          "41 at 4M, 21 at 16M; --quick: 41/41/101; --check: 31/61/21/15)")
@@ -1004,10 +1534,16 @@ def main(argv=None):
         lines += md
         print(f"[dropout family: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
 
+    issue12_rows, issue12_json = [], {}
+    if dtype == np.float32:  # the p, kernel-path and cold rows are float32; layouts do both
+        md, issue12_rows, issue12_json = run_issue12(args, threads_list, results)
+        lines += md
+
     target_rows = (targets(results, threads_list)
                    + (torch_targets(torch_results) if torch_results else [])
                    + half_targets(half_results)
-                   + (family_targets(family_results, threads_list) if family_results else []))
+                   + (family_targets(family_results, threads_list) if family_results else [])
+                   + issue12_rows)
     target_lines = ["## Targets", ""]
     if dtype != np.float32 or args.p != 0.5:
         target_lines += [("(The targets are defined for float32, p = 0.5; this run is "
@@ -1046,7 +1582,7 @@ def main(argv=None):
         }
         written = write_report(out_dir, meta, lines, target_lines, target_rows, results,
                                schedule, args.rounds, list(sizes), threads_list, list(names),
-                               torch_results, half_results, family_results)
+                               torch_results, half_results, family_results, issue12_json)
         print("\n".join(target_lines))
         print(f"Wrote {written} in {elapsed:.0f} s.")
     if contended:
@@ -1057,7 +1593,7 @@ def main(argv=None):
 
 def write_report(out_dir, meta, lines, target_lines, target_rows, results, schedule, rounds,
                  sizes, threads_list, names, torch_results=None, half_results=None,
-                 family_results=None):
+                 family_results=None, issue12=None):
     """Write report.md, report.json and throughput.png into `out_dir`; say what was written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = header(meta) + ["## Results", ""] + lines + target_lines
@@ -1081,6 +1617,7 @@ def write_report(out_dir, meta, lines, target_lines, target_rows, results, sched
                              "p": meta["p"], "shape": list(family_shape(n)), **stats}
                             for (n, threads), block in (family_results or {}).items()
                             for name, stats in block.items()],
+         "issue12": issue12 or {},
          "targets": [{"target": d, "measured": v, "status": s} for d, v, s in target_rows]},
         indent=1) + "\n")
     try:

@@ -69,8 +69,9 @@ __all__ = [
 ]
 
 
-# CDROP_KERNEL=portable|avx2|avx512|auto picks the kernel path for the whole process (the paths
-# give identical results; this lets a CI job exercise the portable one on a SIMD machine).
+# CDROP_KERNEL=scalar|portable|avx2|avx512|auto picks the kernel path for the whole process (the
+# paths give identical results; this lets a CI job exercise the portable and scalar ones on a
+# SIMD machine).
 if _os.environ.get("CDROP_KERNEL"):
     try:
         _kernels.set_path(_os.environ["CDROP_KERNEL"])
@@ -99,23 +100,24 @@ def show_config() -> dict[str, _Any]:
     -------
     dict
         ``version``; ``openmp`` (bool: built with OpenMP); ``simd`` (the kernel path in use:
-        ``"avx512"``, ``"avx2"`` or ``"portable"``); ``avx2_compiled`` (the x86 SIMD kernels,
+        ``"avx512"``, ``"avx2"``, ``"portable"``, or ``"scalar"`` where the compiler had no
+        vector extensions, e.g. MSVC); ``avx2_compiled`` (the x86 SIMD kernels,
         AVX2 and AVX-512, are in this build), ``cpu_avx2`` and ``cpu_avx512`` (this CPU has
         AVX2, resp. AVX-512F with AVX-512BW, and the OS enables them); ``max_threads``
         (the default thread count, :func:`get_num_threads`); ``serial_only`` (True in a
         fork()ed child); ``block`` (elements per RNG block) and the thread cut-offs
         ``min_parallel`` and ``min_per_thread``; ``nt_store_bytes`` (out-of-place calls on
         contiguous arrays whose output has at least this many bytes write it with non-temporal
-        stores, on the AVX-512 path; ``CDROP_STREAM_BYTES`` sets it); ``stream`` (the random
-        stream version); ``openmp_wait`` (how long idle OpenMP threads spin: cdrop's short
-        default, the environment's ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``/``KMP_BLOCKTIME``, or
-        unchanged when another library loaded the OpenMP runtime first).
+        stores, on the AVX-512 and AVX2 paths; ``CDROP_STREAM_BYTES`` sets it); ``stream``
+        (the random stream version); ``openmp_wait`` (how long idle OpenMP threads spin:
+        cdrop's short default, the environment's ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``/
+        ``KMP_BLOCKTIME``, or unchanged when another library loaded the OpenMP runtime first).
 
     Examples
     --------
     >>> import cdrop
     >>> cfg = cdrop.show_config()
-    >>> cfg["simd"] in ("avx512", "avx2", "portable") and isinstance(cfg["openmp"], bool)
+    >>> cfg["simd"] in ("avx512", "avx2", "portable", "scalar") and isinstance(cfg["openmp"], bool)
     True
     """
     info = _kernels.build_info()

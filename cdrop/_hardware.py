@@ -2,7 +2,7 @@
 streaming threshold.
 
 Out-of-place calls on contiguous arrays whose output has at least ``stream_bytes()`` bytes use
-the non-temporal-store kernels where the path has them (AVX-512): half the L3, never below
+the non-temporal-store kernels where the path has them (AVX-512, AVX2): half the L3, never below
 4 MiB, 16 MiB when the L3 size is unknown.  Measured on the 32 MiB-L3 Zen 4 guest, float32, 1
 thread, medians of 15-31 interleaved calls: calls repeated back to back on the same arrays
 (output still in L3) gained nothing at 4M elements (16 MiB of output: 0.83 ms both ways) and

@@ -42,7 +42,7 @@ __all__ = [
 # Declarations of cdrop/_src/kernels.h and cdrop_rng.h; keep in sync with the headers.
 cdef extern from "kernels.h" nogil:
     const uint64_t CDROP_BLOCK
-    const int CDROP_PATH_PORTABLE, CDROP_PATH_AVX2, CDROP_PATH_AVX512
+    const int CDROP_PATH_SCALAR, CDROP_PATH_PORTABLE, CDROP_PATH_AVX2, CDROP_PATH_AVX512
     const int CDROP_HAVE_X86_SIMD
     const int64_t CDROP_MIN_PARALLEL, CDROP_MIN_PER_THREAD, CDROP_SCRATCH_BYTES
     const int CDROP_MAX_DIMS
@@ -139,7 +139,8 @@ OP_ADD = CDROP_VOP_ADD
 OP_GMUL = CDROP_VOP_GMUL
 OP_GADD = CDROP_VOP_GADD
 
-# The kernel table in use: the best path the CPU has (AVX-512, then AVX2, then portable), chosen
+# The kernel table in use: the best path the CPU has (AVX-512, then AVX2, then portable, then
+# scalar where the compiler had no vector extensions), chosen
 # once here; set_path changes it.
 cdef cdrop_kernel_table _kt = cdrop_kernels_for(CDROP_PATH_AVX512)
 # Set in a fork()ed child: libgomp can hang there in a parallel region, so run serially.
@@ -153,29 +154,32 @@ cdef int64_t _stream_bytes = 16 << 20
 # streamed against 10.4 ms for the allocating np.multiply(x, c) and 10.5 ms without streaming).
 cdef int64_t _FRESH_STREAM_MAX = 32 << 20
 
-_PATHS = {"portable": CDROP_PATH_PORTABLE, "avx2": CDROP_PATH_AVX2, "avx512": CDROP_PATH_AVX512,
-          "auto": CDROP_PATH_AVX512}
-_PATH_NAMES = {CDROP_PATH_PORTABLE: "portable", CDROP_PATH_AVX2: "avx2",
-               CDROP_PATH_AVX512: "avx512"}
+_PATHS = {"scalar": CDROP_PATH_SCALAR, "portable": CDROP_PATH_PORTABLE,
+          "avx2": CDROP_PATH_AVX2, "avx512": CDROP_PATH_AVX512, "auto": CDROP_PATH_AVX512}
+_PATH_NAMES = {CDROP_PATH_SCALAR: "scalar", CDROP_PATH_PORTABLE: "portable",
+               CDROP_PATH_AVX2: "avx2", CDROP_PATH_AVX512: "avx512"}
 
 
 def set_path(str name):
-    """Select the kernel path: "auto" (best available), "avx512", "avx2" or "portable".
+    """Select the kernel path: "auto" (best available), "avx512", "avx2", "portable" or
+    "scalar" (the reference: plain C).
 
     Returns the name of the path now in use: a path the CPU or the compiler lacks falls back
-    silently to the next one down (avx512 -> avx2 -> portable).  All paths give identical bits.
+    silently to the next one down (avx512 -> avx2 -> portable -> scalar; portable needs GCC's
+    or Clang's vector extensions, which MSVC lacks).  All paths give identical bits.
     For tests and benchmarks; not thread-safe against calls running at the same time.
     """
     global _kt
     if name not in _PATHS:
         raise ValueError(
-            f"kernel path must be 'auto', 'avx512', 'avx2' or 'portable', got {name!r}")
+            "kernel path must be 'auto', 'avx512', 'avx2', 'portable' or 'scalar', "
+            f"got {name!r}")
     _kt = cdrop_kernels_for(_PATHS[name])
     return get_path()
 
 
 def get_path():
-    """Name of the kernel path in use: "avx512", "avx2" or "portable"."""
+    """Name of the kernel path in use: "avx512", "avx2", "portable" or "scalar"."""
     return _PATH_NAMES[_kt.path]
 
 

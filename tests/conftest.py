@@ -4,8 +4,8 @@
 * The suite must test the INSTALLED package: if ``cdrop`` resolves to the source folder of this
   repository (which has no compiled extension, or a stale one), the session fails at once.
 * ``kernel_path``: a fixture parametrised over the "avx512", "avx512-nt" (AVX-512 with the
-  streaming threshold at 0), "avx2" and "portable" kernel paths (a path this CPU lacks is
-  skipped, with the reason).
+  streaming threshold at 0), "avx2", "avx2-nt", "portable" and "scalar" kernel paths (a path
+  this CPU or build lacks is skipped, with the reason).
 """
 import shutil
 import sys
@@ -97,14 +97,15 @@ def pytest_report_header(config):
 # ---------------------------------------------------------------------------------------------
 # Fixtures.
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(params=["avx512", "avx512-nt", "avx2", "portable"])
+@pytest.fixture(params=["avx512", "avx512-nt", "avx2", "avx2-nt", "portable", "scalar"])
 def kernel_path(request):
-    """Select a kernel path for the test (AVX-512, AVX-512 with streaming stores, AVX2,
-    portable); "auto" and the streaming threshold are restored afterwards.
+    """Select a kernel path for the test (AVX-512, AVX-512 with streaming stores, AVX2, AVX2
+    with streaming stores, portable, scalar); "auto" and the streaming threshold are restored
+    afterwards.
 
-    "avx512-nt" is the AVX-512 path with the streaming threshold at 0 bytes, so that every
-    out-of-place call on contiguous arrays, however small, goes through the non-temporal-store
-    kernel that only big arrays reach by default."""
+    "avx512-nt" and "avx2-nt" are those paths with the streaming threshold at 0 bytes, so that
+    every out-of-place call on contiguous arrays, however small, goes through the
+    non-temporal-store kernel that only big arrays reach by default."""
     from cdrop import _kernels
 
     want = request.param

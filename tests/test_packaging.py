@@ -1,6 +1,7 @@
 """Packaging and typing: SPDX license metadata, a test extra that runs every test, an sdist that
 ships the whole test tree, and annotations that ``mypy --strict`` accepts in a user's script."""
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -55,7 +56,11 @@ def test_sdist_ships_the_whole_test_tree(tmp_path):
     for need in ("tests/conftest.py", "tests/reference.py", "tests/helpers.py",
                  "tests/tools/mask_stream.py", "tests/test_errors.py", "pyproject.toml"):
         assert need in names, need
-    assert not any("__pycache__" in n or n.endswith((".pyc", ".so", ".c")) for n in names)
+    # C sources ship (cdrop/_src/, tests/native/, tests/tools/); the C that Cython generates
+    # (cdrop/_kernels.c) and build products do not
+    assert not any("__pycache__" in n or n.endswith((".pyc", ".so")) for n in names)
+    assert not any(re.fullmatch(r"cdrop/[^/]+\.c", n) for n in names)
+    assert "cdrop/_src/kernels.c" in names
 
 
 def test_mypy_strict_accepts_a_user_script(tmp_path):

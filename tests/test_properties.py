@@ -343,9 +343,10 @@ def cases(draw):
         nt = draw(st.sampled_from([None, 1, 2, 4]))
     return Case(
         dtype=dtype, shape=shape, p=p, seed=seed, offset=offset, num_threads=nt,
-        # "avx512-nt": AVX-512 with every out-of-place contiguous call on the streaming
-        # (non-temporal store) kernel; a CPU without AVX-512 runs these cases on AVX2
-        path=draw(st.sampled_from(["avx512", "avx512-nt", "avx2", "portable"])),
+        # "avx512-nt", "avx2-nt": every out-of-place contiguous call on the streaming
+        # (non-temporal store) kernel; a CPU without AVX-512 runs the avx512 cases on AVX2
+        path=draw(st.sampled_from(["avx512", "avx512-nt", "avx2", "avx2-nt", "portable",
+                                   "scalar"])),
         x=draw(layouts(shape, dtype, big=big)),
         out=draw(layouts(shape, dtype, writeable=True, big=big)),
         grad=draw(layouts(shape, dtype, big=big)),
@@ -359,7 +360,7 @@ def cases(draw):
 # ---------------------------------------------------------------------------------------------
 def check_case(c):
     got = _kernels.set_path(c.path.split("-")[0])
-    assert got in ("avx512", "avx2", "portable")
+    assert got in ("avx512", "avx2", "portable", "scalar")
     stream = _kernels.set_stream_bytes(0 if c.path.endswith("-nt") else
                                        _kernels.get_stream_bytes())
     try:

@@ -2,10 +2,11 @@
 
 Out-of-place calls on contiguous arrays whose output has at least
 ``_kernels.get_stream_bytes()`` bytes use a kernel with non-temporal stores on the AVX-512
-path (cdrop/_src/consumer_stream.inc.h).  It writes the same bits as every other
-kernel, and is checked here where it differs from them:
+and AVX2 paths (cdrop/_src/consumer_stream.inc.h); the tests here run on both.  It writes the
+same bits as every other kernel, and is checked here where it differs from them:
 
-* the destination may start at any element past a 64-byte boundary (NumPy aligns to 16 bytes),
+* the destination may start at any element past a 64-byte boundary (NumPy aligns to 16 bytes;
+  AVX2's vectors are 32 bytes, so both halves of a line are covered),
   which the kernel handles with masked first and last vectors and a carry in between: every
   element offset 0..15 (float32) and 0..7 (float64) is tried, with guard elements on both sides
   that must stay untouched;
@@ -13,8 +14,9 @@ kernel, and is checked here where it differs from them:
 * the threshold's setter and environment variable (which kernel ran is not observable from
   Python, so the choice of kernel itself is covered by running everything through both).
 
-Every test in the suite that takes the ``kernel_path`` fixture also runs as "avx512-nt", the
-AVX-512 path with the threshold at 0, so the streaming kernel meets the whole oracle suite too.
+Every test in the suite that takes the ``kernel_path`` fixture also runs as "avx512-nt" and
+"avx2-nt", those paths with the threshold at 0, so the streaming kernels meet the whole oracle
+suite too.
 """
 import numpy as np
 import pytest
@@ -25,10 +27,11 @@ from cdrop import _kernels
 from helpers import assert_bits_equal, run_python
 
 
-@pytest.fixture
-def avx512_streaming():
-    if _kernels.set_path("avx512") != "avx512":
-        pytest.skip("this CPU has no AVX-512: the streaming kernel is not used")
+@pytest.fixture(params=["avx512", "avx2"])
+def streaming(request):
+    """A path with streaming kernels, with the threshold at 0 bytes."""
+    if _kernels.set_path(request.param) != request.param:
+        pytest.skip(f"this CPU has no {request.param}: its streaming kernel is not used")
     old = _kernels.set_stream_bytes(0)
     try:
         yield
@@ -49,7 +52,7 @@ def _bits(a):
     (2**14 + 64, 2**14 - 64),  # ends of the array (and a block of one step, then a full one)
     (128, 64),
 ])
-def test_every_destination_alignment(dtype, p, n, offset, avx512_streaming):
+def test_every_destination_alignment(dtype, p, n, offset, streaming):
     """out= at each element offset from a 64-byte boundary; the guard elements on both sides
     hold a NaN payload no dropout can produce (+0.0 or x * scale of a finite x), compared
     bit for bit, so a stray store of any value is seen."""
@@ -75,7 +78,7 @@ def test_every_destination_alignment(dtype, p, n, offset, avx512_streaming):
 
 @pytest.mark.parametrize("num_threads", [1, 2])
 @pytest.mark.parametrize("n", [64, 1000, 2**16 + 3])
-def test_threaded_and_short_calls(n, num_threads, avx512_streaming):
+def test_threaded_and_short_calls(n, num_threads, streaming):
     """One whole step, a few steps with a tail, and a call cut into two threads' chunks."""
     for dtype in (np.float32, np.float64):
         x = np.random.default_rng(n).standard_normal(n).astype(dtype)

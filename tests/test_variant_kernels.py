@@ -13,7 +13,7 @@ from cdrop import _kernels as K
 ml_dtypes = pytest.importorskip("ml_dtypes")
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
-PATHS = ["portable", "avx2", "avx512"]
+PATHS = ["scalar", "portable", "avx2", "avx512"]
 OPS = ["drop", "alpha", "add", "add_bias", "gmul", "gadd"]
 
 

@@ -40,7 +40,7 @@ def layouts(dtype, shape=(6, 5, 7)):
 
 
 def _paths():
-    return ["portable", "avx2", "avx512"]
+    return ["scalar", "portable", "avx2", "avx512"]
 
 
 @pytest.fixture(params=_paths())

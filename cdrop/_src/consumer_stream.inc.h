@@ -1,7 +1,8 @@
 /*
  * consumer_stream.inc.h -- select-and-scale with non-temporal stores, for outputs too big for the
- * cache (AVX-512 only so far; included by isa_avx512.c for (CDROP_T, CDROP_SFX) = (float, f32)
- * and (double, f64); the operations are f32nt and f64nt, instantiated with CDROP_OP_FINAL).
+ * cache (AVX-512 and AVX2: the files that define CDROP_ISA_STREAMS; included by ops.inc.h for
+ * (CDROP_T, CDROP_SFX) = (float, f32) and (double, f64); the operations are f32nt and f64nt,
+ * instantiated with CDROP_OP_FINAL).
  *
  * Why: an ordinary store to a line that is not in cache first reads the line from memory (a
  * "read for ownership"), so an out-of-place call on arrays larger than the cache moves three
@@ -13,12 +14,15 @@
  * the same trade above a fraction of the L3).  Two consequences:
  *   - the masks must be final (CDROP_OP_FINAL): a lost tie cannot be cleared afterwards, which
  *     would read back a line just sent to memory;
- *   - non-temporal stores need 64-byte-aligned addresses and NumPy aligns to 16 bytes, so a
- *     destination that starts m elements past a 64-byte boundary is written through a carry:
- *     each aligned vector is the last m elements of the previous result and the first ones of
- *     the current result, and the first and last partial vectors are masked ordinary stores.
+ *   - non-temporal stores need addresses aligned to the vector size (64 bytes on AVX-512, 32 on
+ *     AVX2) and NumPy aligns to 16 bytes, so a destination that starts m elements past such a
+ *     boundary is written through a carry: each aligned vector is the last m elements of the
+ *     previous result and the first ones of the current result, and the first and last partial
+ *     vectors are masked ordinary stores.
  * Primitives used besides those of consumer_float.inc.h: isa_stream_<sfx> (aligned non-temporal
- * store), isa_mstore_<sfx> (masked store), isa_carry_idx_<sfx>(m) and isa_carry_<sfx>.
+ * store), isa_mstore_<sfx>(p, k, x) (store the lanes whose bit is set in k),
+ * isa_carry_idx_<sfx>(m) (whatever isa_carry needs for a given m, of any type) and
+ * isa_carry_<sfx>(prev, idx, cur) (lanes W - m .. W - 1 of prev, then lanes 0 .. W - m - 1 of cur).
  */
 #define CDROP_C(name) CDROP_CAT3(name, _, CDROP_SFX)
 #define CDROP_N(name) CDROP_CAT3(name, _, CDROP_CAT3(CDROP_SFX, n, t))
@@ -29,10 +33,10 @@ typedef struct {
     const CDROP_T *src;
     CDROP_T *dst;
     CDROP_V sc;
-    CDROP_V carry; /* the previous result vector */
-    __m512i idx;   /* isa_carry_idx(m) */
+    CDROP_V carry;                             /* the previous result vector */
+    __typeof__(CDROP_C(isa_carry_idx)(0)) idx; /* isa_carry_idx(m) */
     uint32_t head; /* lanes 0 .. W - m - 1: the first, partial, vector */
-    int m;         /* the destination's elements past a 64-byte boundary, 0 .. W - 1 */
+    int m;         /* the destination's elements past a vector-size boundary, 0 .. W - 1 */
     int started;   /* a vector has been stored in this run */
 } CDROP_N(cdrop_state);
 
@@ -41,7 +45,7 @@ static inline void CDROP_N(cdrop_begin)(CDROP_N(cdrop_state) *st, const cdrop_ar
     st->src = (const CDROP_T *)a->src;
     st->dst = (CDROP_T *)a->dst;
     st->sc = CDROP_C(isa_set1)((CDROP_T)a->scale);
-    st->m = (int)(((uintptr_t)(st->dst + i0) & 63) / sizeof(CDROP_T));
+    st->m = (int)(((uintptr_t)(st->dst + i0) & (sizeof(CDROP_V) - 1)) / sizeof(CDROP_T));
     st->idx = CDROP_C(isa_carry_idx)(st->m);
     st->head = (1u << (CDROP_W - st->m)) - 1u;
     st->carry = CDROP_C(isa_set1)(0);

@@ -21,8 +21,14 @@ typedef struct {
     __m256i a0, a1, a2, a3; /* state words 0-3 of lanes 0-7 */
     __m256i b0, b1, b2, b3; /* ... of lanes 8-15 */
 } isa_lanes;
+/* A step's 64 decisions as bytes: 0xFF in the bytes of elements 0-31 (b[0]) and 32-63 (b[1])
+ * that are kept (keep == 1) or dropped (keep == 0).  The exact loops compare once for "kept"
+ * and the tie loops once for "dropped" (kept-or-tie is its complement), so neither spends a
+ * vector NOT; `keep` is a constant in each loop copy after inlining, and the consumers pick
+ * and or and-not by it. */
 typedef struct {
-    __m256i drop[2]; /* 0xFF in the bytes of elements 0-31, 32-63 that are dropped */
+    __m256i b[2];
+    int keep;
 } isa_mask;
 typedef __m256i isa_top;
 
@@ -73,36 +79,69 @@ static inline isa_top isa_top_of(uint32_t thr)
     return _mm256_set1_epi8((char)((thr >> 24) ^ 0x80u));
 }
 
-static inline isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
+/* always_inline: GCC kept an out-of-line copy of isa_next for the exact (p = 0.5) loops, which
+ * then passed the lanes through memory on every step (p = 0.5 at 256Ki elements took 1.76x the
+ * floor against 1.52x for the tie path that inlined it). */
+static inline __attribute__((always_inline)) isa_mask isa_next(isa_lanes *v, isa_top top, int exact,
+                                                               uint64_t *tw)
 {
     const __m256i u[2] = {cdrop_xoshiro_step(&v->a0, &v->a1, &v->a2, &v->a3),
                           cdrop_xoshiro_step(&v->b0, &v->b1, &v->b2, &v->b3)};
     isa_mask m;
-    for (int h = 0; h < 2; h++) {
-        if (exact) /* drop unless byte < top: ties included */
-            m.drop[h] = _mm256_xor_si256(_mm256_cmpgt_epi8(top, u[h]), _mm256_set1_epi8(-1));
-        else
-            m.drop[h] = _mm256_cmpgt_epi8(u[h], top);
-    }
+    m.keep = exact;
+    for (int h = 0; h < 2; h++) /* exact: kept iff byte < top; else dropped iff byte > top */
+        m.b[h] = exact ? _mm256_cmpgt_epi8(top, u[h]) : _mm256_cmpgt_epi8(u[h], top);
     if (!exact)
         *tw = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(u[0], top)) |
               (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(u[1], top)) << 32;
     return m;
 }
 
-/* Bytes 8r .. 8r + 7 of the 64 drop bytes (r = 0 .. 7), in the low half of a register. */
-static inline __m128i cdrop_drop8(isa_mask m, int r)
+/* Bytes 8r .. 8r + 7 of the 64 mask bytes (r = 0 .. 7), in the low half of a register. */
+static inline __m128i cdrop_mask8(isa_mask m, int r)
 {
-    const __m256i half = m.drop[r >> 2];
+    const __m256i half = m.b[r >> 2];
     const __m128i part = (r & 2) ? _mm256_extracti128_si256(half, 1) : _mm256_castsi256_si128(half);
     return (r & 1) ? _mm_srli_si128(part, 8) : part;
 }
 
-/* Bytes 16r .. 16r + 15 of the 64 drop bytes (r = 0 .. 3). */
-static inline __m128i cdrop_drop16(isa_mask m, int r)
+/* Bytes 16r .. 16r + 15 of the 64 mask bytes (r = 0 .. 3). */
+static inline __m128i cdrop_mask16(isa_mask m, int r)
 {
-    const __m256i half = m.drop[r >> 1];
+    const __m256i half = m.b[r >> 1];
     return (r & 1) ? _mm256_extracti128_si256(half, 1) : _mm256_castsi256_si128(half);
+}
+
+/* The float32 lane mask of elements 8q .. 8q + 7 (sign extension).  (One vpermd per 32
+ * elements and one in-lane vpshufb per vector is 10 shuffles per step instead of 14, and
+ * llvm-mca liked it, but measured on this Sapphire Rapids class Xeon it left p = 0.5 as it was
+ * and made the tie path 6% slower: 1.60x against 1.51x the floor at 262,144 elements.) */
+static inline __m256i cdrop_lanes32(isa_mask m, int q)
+{
+    return _mm256_cvtepi8_epi32(cdrop_mask8(m, q));
+}
+
+/* The float64 lane mask of elements 4q .. 4q + 3 (sign extension). */
+static inline __m256i cdrop_lanes64(isa_mask m, int q)
+{
+    const __m128i b8 = cdrop_mask8(m, q >> 1);
+    return _mm256_cvtepi8_epi64((q & 1) ? _mm_srli_si128(b8, 4) : b8);
+}
+
+/* x where the lane mask `b` (sign-extended mask bytes of m) says kept, 0 elsewhere. */
+static inline __m256i cdrop_kept(const isa_mask *m, __m256i b, __m256i x)
+{
+    return m->keep ? _mm256_and_si256(b, x) : _mm256_andnot_si256(b, x);
+}
+static inline __m256 cdrop_kept_f32(const isa_mask *m, __m256i b, __m256 x)
+{
+    return m->keep ? _mm256_and_ps(_mm256_castsi256_ps(b), x)
+                   : _mm256_andnot_ps(_mm256_castsi256_ps(b), x);
+}
+static inline __m256d cdrop_kept_f64(const isa_mask *m, __m256i b, __m256d x)
+{
+    return m->keep ? _mm256_and_pd(_mm256_castsi256_pd(b), x)
+                   : _mm256_andnot_pd(_mm256_castsi256_pd(b), x);
 }
 
 /* float32: 8 lanes; the byte masks become lane masks by sign extension. */
@@ -114,8 +153,7 @@ static inline void isa_store_f32(float *p, __m256 x) { _mm256_storeu_ps(p, x); }
 
 static inline __m256 isa_keep_mul_f32(isa_mask m, int q, __m256 x, __m256 sc)
 {
-    const __m256 drop = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(cdrop_drop8(m, q)));
-    return _mm256_andnot_ps(drop, _mm256_mul_ps(x, sc));
+    return cdrop_kept_f32(&m, cdrop_lanes32(m, q), _mm256_mul_ps(x, sc));
 }
 
 /* float64: 4 lanes, from the low or the high 4 bytes of a group of 8. */
@@ -127,10 +165,7 @@ static inline void isa_store_f64(double *p, __m256d x) { _mm256_storeu_pd(p, x);
 
 static inline __m256d isa_keep_mul_f64(isa_mask m, int q, __m256d x, __m256d sc)
 {
-    const __m128i b8 = cdrop_drop8(m, q >> 1);
-    const __m128i b4 = (q & 1) ? _mm_srli_si128(b8, 4) : b8;
-    const __m256d drop = _mm256_castsi256_pd(_mm256_cvtepi8_epi64(b4));
-    return _mm256_andnot_pd(drop, _mm256_mul_pd(x, sc));
+    return cdrop_kept_f64(&m, cdrop_lanes64(m, q), _mm256_mul_pd(x, sc));
 }
 
 /* The dropout family's fused consumers (consumer_family.inc.h): an add, and kept ? a : b. */
@@ -138,31 +173,30 @@ static inline __m256 isa_add_f32(__m256 a, __m256 b) { return _mm256_add_ps(a, b
 static inline __m256d isa_add_f64(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
 static inline __m256 isa_keep_sel_f32(isa_mask m, int q, __m256 a, __m256 b)
 {
-    const __m256 drop = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(cdrop_drop8(m, q)));
-    return _mm256_blendv_ps(a, b, drop);
+    const __m256 sel = _mm256_castsi256_ps(cdrop_lanes32(m, q));
+    return m.keep ? _mm256_blendv_ps(b, a, sel) : _mm256_blendv_ps(a, b, sel);
 }
 static inline __m256d isa_keep_sel_f64(isa_mask m, int q, __m256d a, __m256d b)
 {
-    const __m128i b8 = cdrop_drop8(m, q >> 1);
-    const __m128i b4 = (q & 1) ? _mm_srli_si128(b8, 4) : b8;
-    return _mm256_blendv_pd(a, b, _mm256_castsi256_pd(_mm256_cvtepi8_epi64(b4)));
+    const __m256d sel = _mm256_castsi256_pd(cdrop_lanes64(m, q));
+    return m.keep ? _mm256_blendv_pd(b, a, sel) : _mm256_blendv_pd(a, b, sel);
 }
 
 /* Final masks for consumers that cannot clear a lost tie afterwards (dropout_add into its
- * residual): a lost tie's drop byte is set. */
+ * residual, the streaming stores): a lost tie's byte says dropped. */
 static inline isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, uint64_t g,
                                        uint32_t thr)
 {
     uint8_t d[CDROP_GROUP];
-    _mm256_storeu_si256((__m256i *)&d[0], m.drop[0]);
-    _mm256_storeu_si256((__m256i *)&d[32], m.drop[1]);
+    _mm256_storeu_si256((__m256i *)&d[0], m.b[0]);
+    _mm256_storeu_si256((__m256i *)&d[32], m.b[1]);
     for (; tw; tw &= tw - 1) {
         const int e = __builtin_ctzll(tw);
         if (cdrop_tie24(key, g + (uint64_t)e) >= (thr & 0xFFFFFFu))
-            d[e] = 0xFF;
+            d[e] = m.keep ? 0x00 : 0xFF;
     }
-    m.drop[0] = _mm256_loadu_si256((const __m256i *)&d[0]);
-    m.drop[1] = _mm256_loadu_si256((const __m256i *)&d[32]);
+    m.b[0] = _mm256_loadu_si256((const __m256i *)&d[0]);
+    m.b[1] = _mm256_loadu_si256((const __m256i *)&d[32]);
     return m;
 }
 
@@ -202,26 +236,67 @@ static inline void isa_keep_mul_bf16(uint16_t *d, const uint16_t *s, isa_mask m,
     const __m256i isnan = _mm256_cmpgt_epi16(ax, _mm256_set1_epi16(0x7F80));
     const __m256i nan = _mm256_or_si256(_mm256_xor_si256(x, ax), _mm256_set1_epi16(0x7FC0));
     r = _mm256_blendv_epi8(r, nan, isnan);
-    const __m256i drop = _mm256_cvtepi8_epi16(cdrop_drop16(m, q));
-    _mm256_storeu_si256((__m256i *)d, _mm256_andnot_si256(drop, r));
+    _mm256_storeu_si256((__m256i *)d, cdrop_kept(&m, _mm256_cvtepi8_epi16(cdrop_mask16(m, q)), r));
 }
 
 static inline void isa_store_keep_u8(uint8_t *dst, isa_mask m)
 {
     const __m256i one = _mm256_set1_epi8(1);
-    _mm256_storeu_si256((__m256i *)dst, _mm256_andnot_si256(m.drop[0], one));
-    _mm256_storeu_si256((__m256i *)(dst + 32), _mm256_andnot_si256(m.drop[1], one));
+    _mm256_storeu_si256((__m256i *)dst, cdrop_kept(&m, m.b[0], one));
+    _mm256_storeu_si256((__m256i *)(dst + 32), cdrop_kept(&m, m.b[1], one));
 }
 
 static inline uint64_t isa_keep_bits(isa_mask m)
 {
-    return ~((uint64_t)(uint32_t)_mm256_movemask_epi8(m.drop[0]) |
-             (uint64_t)(uint32_t)_mm256_movemask_epi8(m.drop[1]) << 32);
+    const uint64_t set = (uint64_t)(uint32_t)_mm256_movemask_epi8(m.b[0]) |
+                         (uint64_t)(uint32_t)_mm256_movemask_epi8(m.b[1]) << 32;
+    return m.keep ? set : ~set;
+}
+
+/* The streaming consumers (consumer_stream.inc.h): non-temporal stores, 32-byte aligned. */
+static inline void isa_stream_f32(float *p, __m256 x) { _mm256_stream_ps(p, x); }
+static inline void isa_stream_f64(double *p, __m256d x) { _mm256_stream_pd(p, x); }
+static inline void isa_mstore_f32(float *p, uint32_t k, __m256 x)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)k), bit), bit);
+    _mm256_maskstore_ps(p, on, x);
+}
+static inline void isa_mstore_f64(double *p, uint32_t k, __m256d x)
+{
+    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    const __m256i on = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(k), bit), bit);
+    _mm256_maskstore_pd(p, on, x);
+}
+
+/* For a destination m elements past a 32-byte boundary, one vector of 32-bit lanes j - m
+ * (float64: j - 2m, two per element): its low 3 bits rotate both results by m elements
+ * (vpermps), and its sign bits say which lanes come from the previous result (vblendvps/pd
+ * read the sign bit of each 32- or 64-bit lane). */
+static inline __m256i isa_carry_idx_f32(int m)
+{
+    return _mm256_sub_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(m));
+}
+static inline __m256i isa_carry_idx_f64(int m)
+{
+    return _mm256_sub_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(2 * m));
+}
+static inline __m256 isa_carry_f32(__m256 prev, __m256i idx, __m256 cur)
+{
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(cur, idx), _mm256_permutevar8x32_ps(prev, idx),
+                            _mm256_castsi256_ps(idx));
+}
+static inline __m256d isa_carry_f64(__m256d prev, __m256i idx, __m256d cur)
+{
+    const __m256 p = _mm256_permutevar8x32_ps(_mm256_castpd_ps(prev), idx);
+    const __m256 c = _mm256_permutevar8x32_ps(_mm256_castpd_ps(cur), idx);
+    return _mm256_blendv_pd(_mm256_castps_pd(c), _mm256_castps_pd(p), _mm256_castsi256_pd(idx));
 }
 
 #define CDROP_ISA_TABLE cdrop_ops_avx2
 #define CDROP_ISA_VRUNS cdrop_vruns_avx2
 #define CDROP_ISA_NORMALS cdrop_normals_avx2
+#define CDROP_ISA_STREAMS 1
 #include "ops.inc.h"
 
 CDROP_TARGET_POP()

@@ -11,7 +11,10 @@
     extern const cdrop_kernel_fn cdrop_ops_##isa[CDROP_N_OPS];                                     \
     extern const cdrop_vrun_fn cdrop_vruns_##isa[CDROP_N_VOPS][CDROP_N_DT];                        \
     void cdrop_normals_##isa(uint64_t key, uint64_t g0, int64_t n, float *z);
+CDROP_ISA_EXTERNS(scalar)
+#if CDROP_HAVE_VECTOR_EXT
 CDROP_ISA_EXTERNS(portable)
+#endif
 #if CDROP_HAVE_X86_SIMD
 CDROP_ISA_EXTERNS(avx2)
 CDROP_ISA_EXTERNS(avx512)
@@ -38,11 +41,15 @@ cdrop_kernel_table cdrop_kernels_for(int path)
                            cdrop_normals_avx512);
     if (path >= CDROP_PATH_AVX2 && cdrop_cpu_has_avx2())
         return cdrop_table(CDROP_PATH_AVX2, cdrop_ops_avx2, cdrop_vruns_avx2, cdrop_normals_avx2);
-#else
-    (void)path;
 #endif
-    return cdrop_table(CDROP_PATH_PORTABLE, cdrop_ops_portable, cdrop_vruns_portable,
-                       cdrop_normals_portable);
+#if CDROP_HAVE_VECTOR_EXT
+    if (path >= CDROP_PATH_PORTABLE)
+        return cdrop_table(CDROP_PATH_PORTABLE, cdrop_ops_portable, cdrop_vruns_portable,
+                           cdrop_normals_portable);
+#endif
+    (void)path;
+    return cdrop_table(CDROP_PATH_SCALAR, cdrop_ops_scalar, cdrop_vruns_scalar,
+                       cdrop_normals_scalar);
 }
 
 /* walk_layout.c */

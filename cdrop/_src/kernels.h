@@ -5,7 +5,7 @@
  * The architecture, in one paragraph.  Every kernel has one signature, cdrop_kernel_fn: it
  * handles the local elements [lo, hi) of one call, whose element i has global stream index
  * args->g0 + i (cdrop_rng.h), so any range can run on any thread.  A kernel is a MASK PRODUCER
- * (one per instruction set: isa_portable.c, isa_avx2.c, isa_avx512.c, each making the keep
+ * (one per instruction set: isa_scalar.c, isa_portable.c, isa_avx2.c, isa_avx512.c, each making the keep
  * decisions of 64 elements per step in its registers) joined to a CONSUMER (one per operation:
  * consumer_float.inc.h selects and scales float32/float64, consumer_half.inc.h float16/bfloat16
  * through float32 vectors, consumer_mask.inc.h writes keep bytes
@@ -72,7 +72,7 @@ typedef struct {
 } cdrop_kernel_table;
 
 /* The table for `path`; a path the CPU (or compiler) lacks falls back to the next one down:
- * AVX-512 -> AVX2 -> portable (kernels.c). */
+ * AVX-512 -> AVX2 -> portable -> scalar (kernels.c). */
 cdrop_kernel_table cdrop_kernels_for(int path);
 
 /* ---- Whole calls, cut into pieces that threads share (kernels.c, walk_layout.c) ---- */

@@ -15,11 +15,24 @@ static inline int omp_get_max_threads(void) { return 1; }
 
 /* The AVX2 and AVX-512 translation units (isa_avx2.c, isa_avx512.c) need GCC or Clang on x86:
  * they are compiled for the baseline ISA with a target pragma, and run only where the CPU has
- * the instructions.  Elsewhere they compile to nothing and the portable path runs. */
+ * the instructions.  Elsewhere they compile to nothing and the portable path runs (or the scalar
+ * one, below). */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define CDROP_HAVE_X86_SIMD 1
 #else
 #define CDROP_HAVE_X86_SIMD 0
+#endif
+
+/* The portable SIMD path (isa_portable.c) is written with GCC's and Clang's vector extensions
+ * (vector_size types, __builtin_shufflevector: GCC 12 or later) and reads a step's bytes from its
+ * 32-bit lanes in memory order, which is the stream's byte order on little-endian hosts only.
+ * Elsewhere (MSVC, older GCC, big-endian) it compiles to nothing and "portable" runs the scalar
+ * path (isa_scalar.c). */
+#if (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)) && defined(__BYTE_ORDER__) &&    \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define CDROP_HAVE_VECTOR_EXT 1
+#else
+#define CDROP_HAVE_VECTOR_EXT 0
 #endif
 
 /* Compile the functions that follow for a target instruction set (GCC's and Clang's spellings),
@@ -34,10 +47,12 @@ static inline int omp_get_max_threads(void) { return 1; }
 #define CDROP_TARGET_POP() CDROP_PRAGMA(GCC pop_options)
 #endif
 
-/* Kernel paths, as reported by cdrop.show_config()["simd"]. */
-#define CDROP_PATH_PORTABLE 0
-#define CDROP_PATH_AVX2 1
-#define CDROP_PATH_AVX512 2
+/* Kernel paths, as reported by cdrop.show_config()["simd"], in order: a path the CPU or the
+ * compiler lacks falls back to the next one down (kernels.c). */
+#define CDROP_PATH_SCALAR 0
+#define CDROP_PATH_PORTABLE 1
+#define CDROP_PATH_AVX2 2
+#define CDROP_PATH_AVX512 3
 
 static inline int cdrop_have_openmp(void) { return CDROP_HAVE_OPENMP; }
 

@@ -31,6 +31,7 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
     if (unit && p->sk == ksz) { /* every operand along the run: the vectorised loop */
         const T *x = (const T *)p->x, *r = (const T *)p->r, *b = (const T *)p->b;
         const K *k = (const K *)p->k;
+        (void)r, (void)b; /* operations without a residual or bias never read them */
         T *y = (T *)p->y;
         for (int64_t i0 = 0; i0 < n; i0 += 64) {
             const int m = n - i0 < 64 ? (int)(n - i0) : 64;
@@ -44,6 +45,7 @@ static void CDROP_VR_NAME(const cdrop_vconst *c, const cdrop_run_ptrs *p, int64_
     }
     if (unit && p->sk == 0) { /* one keep flag for the run: noise_shape with 1 on the last axes */
         const T *x = (const T *)p->x, *r = (const T *)p->r, *b = (const T *)p->b;
+        (void)r, (void)b;
         K kc;
         memcpy(&kc, p->k, sizeof kc);
         T *y = (T *)p->y;

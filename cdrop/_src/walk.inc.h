@@ -48,6 +48,7 @@ static inline __attribute__((always_inline)) int CDROP_K(cdrop_loop)(
     const cdrop_ties *prev, int nprev, int64_t prev_base, const int exact)
 {
     CDROP_K(cdrop_state) st;
+    (void)ties;        /* CDROP_OP_FINAL: ties are settled in the loop, nothing is recorded */
     isa_lanes v = *vp; /* a local copy, so that the lanes live in registers */
     const isa_top top = isa_top_of(a->thr);
     int64_t i = i0;
