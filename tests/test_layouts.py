@@ -151,7 +151,7 @@ def test_a_single_band_is_shared_by_two_threads():
         assert_bits_equal(cdrop.dropout(x, P, seed=SEED, num_threads=t), one, f"t={t}")
 
 
-@pytest.mark.parametrize("path", ["avx512", "avx2", "portable"])
+@pytest.mark.parametrize("path", ["avx512", "avx2", "portable", "scalar"])
 def test_every_kernel_path_gives_the_same_bits(path, tmp_path):
     # The keep bytes come from each path's CDROP_OP_U8 kernel; the permutation and the apply
     # step are shared C.  Digests from this process against those of a fresh one on `path`.
