@@ -100,8 +100,8 @@ def pytest_report_header(config):
 @pytest.fixture(params=["avx512", "avx512-nt", "avx2", "avx2-nt", "portable", "scalar"])
 def kernel_path(request):
     """Select a kernel path for the test (AVX-512, AVX-512 with streaming stores, AVX2, AVX2
-    with streaming stores, portable, scalar); "auto" and the streaming threshold are restored
-    afterwards.
+    with streaming stores, portable, scalar); the path in use before (the session's: "auto",
+    or the one CDROP_KERNEL forced) and the streaming threshold are restored afterwards.
 
     "avx512-nt" and "avx2-nt" are those paths with the streaming threshold at 0 bytes, so that
     every out-of-place call on contiguous arrays, however small, goes through the
@@ -110,7 +110,7 @@ def kernel_path(request):
 
     want = request.param
     path = want.split("-")[0]
-    old_stream = _kernels.get_stream_bytes()
+    old_stream, old_path = _kernels.get_stream_bytes(), _kernels.get_path()
     try:
         got = _kernels.set_path(path)
         if got != path:
@@ -119,19 +119,20 @@ def kernel_path(request):
             _kernels.set_stream_bytes(0)
         yield want
     finally:
-        _kernels.set_path("auto")
+        _kernels.set_path(old_path)
         _kernels.set_stream_bytes(old_stream)
 
 
 @pytest.fixture(autouse=True)
 def _restore_global_state():
-    """Every test starts and ends with the default thread count, the auto kernel path and the
-    default streaming threshold."""
+    """Every test starts and ends with the default thread count, the session's kernel path and
+    the default streaming threshold.  The session's path, not "auto": under CDROP_KERNEL=scalar
+    (or portable, avx2) the whole suite must run on that path, not only its first test."""
     import cdrop
     from cdrop import _kernels
 
-    stream = _kernels.get_stream_bytes()
+    stream, path = _kernels.get_stream_bytes(), _kernels.get_path()
     yield
     cdrop.set_num_threads(None)
-    _kernels.set_path("auto")
+    _kernels.set_path(path)
     _kernels.set_stream_bytes(stream)

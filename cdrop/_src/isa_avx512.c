@@ -30,11 +30,10 @@ typedef __m512i isa_u32v;
 static inline __m512i isa_add32(__m512i a, __m512i b) { return _mm512_add_epi32(a, b); }
 static inline __m512i isa_xor(__m512i a, __m512i b) { return _mm512_xor_si512(a, b); }
 static inline __m512i isa_shl32(__m512i x, int k) { return _mm512_slli_epi32(x, k); }
-/* always_inline: vprold takes an immediate, so k must be a constant where it is used */
-static inline __attribute__((always_inline)) __m512i isa_rotl32(__m512i x, int k)
-{
-    return _mm512_rol_epi32(x, k);
-}
+/* A macro: vprold takes an immediate, and clang (14 at least) requires the constant in the
+ * builtin's own call, which an always_inline function's parameter is not ("argument to
+ * '__builtin_ia32_prold512' must be a constant integer": cdrop did not build with clang). */
+#define isa_rotl32(x, k) _mm512_rol_epi32((x), (k))
 #include "xoshiro.inc.h"
 
 static inline __m512i cdrop_step16(isa_lanes *v)

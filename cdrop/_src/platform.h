@@ -19,6 +19,7 @@ static inline int omp_get_max_threads(void) { return 1; }
  * one, below). */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define CDROP_HAVE_X86_SIMD 1
+#include <cpuid.h> /* __get_cpuid, for F16C (cdrop_cpu_has_avx2) */
 #else
 #define CDROP_HAVE_X86_SIMD 0
 #endif
@@ -57,12 +58,17 @@ static inline int omp_get_max_threads(void) { return 1; }
 static inline int cdrop_have_openmp(void) { return CDROP_HAVE_OPENMP; }
 
 /* AVX2 and F16C (float16 conversions; every AVX2 CPU has them), with OS support for the YMM
- * state (libgcc's and compiler-rt's checks read XGETBV). */
+ * state (libgcc's and compiler-rt's checks read XGETBV; F16C uses the same state).  F16C is
+ * read from CPUID leaf 1 (ECX bit 29), not with __builtin_cpu_supports("f16c"), which clang 14
+ * (Debian 12's, Xcode 14's) rejects as an invalid feature string: cdrop did not build there. */
 static inline int cdrop_cpu_has_avx2(void)
 {
 #if CDROP_HAVE_X86_SIMD
+    unsigned int eax, ebx, ecx = 0, edx;
     __builtin_cpu_init();
-    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return 0;
+    return (__builtin_cpu_supports("avx2") && (ecx & (1u << 29))) ? 1 : 0;
 #else
     return 0;
 #endif
