@@ -109,6 +109,20 @@ def test_3d_transposes_give_the_bits_of_the_c_ordered_copy(perm, shape, dt):
     _check(f[::-1, :, ::2], dt, 777, 2, "out_of_place")
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float16])
+@pytest.mark.parametrize("tail", [(1, 2), (2, 2), (4, 2), (2, 8), (8, 4), (4, 16), (8, 8), (3, 4)],
+                         ids=str)
+def test_small_slices_permuted_by_shuffles_give_the_bits_of_the_c_ordered_copy(tail, dt):
+    # slices of 2 .. 64 keep bytes (a power of two) are permuted 64 bytes at a time with byte
+    # shuffles, the rest byte by byte: 1001 slices leave a tail of whole slices for the latter
+    # ((3, 4) is 12 bytes: the byte loop only)
+    for n in (1001, 4096):
+        for perm in ((0, 2, 1), (2, 1, 0)):
+            v = _data((n,) + tail, dt).transpose(perm)
+            for mode in ("out_of_place", "inplace"):
+                _check(v.copy(order="K") if mode == "inplace" else v, dt, 77, 1, mode)
+
+
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("make", [
     lambda x: np.asfortranarray(x),

@@ -634,6 +634,17 @@ static void layout_cases(const cdrop_kernel_table *t, const point *q, int big)
             const int64_t sh[2] = {20, 4096}, st[2] = {i, 20 * i};
             layout_case(t, q, dt, 2, sh, st, 81920 * i, st, 0, 81920 * i, "fortran");
         }
+        { /* Fortran (48, 80): both sides of the keep-byte transpose multiples of 16 */
+            const int64_t sh[2] = {48, 80}, st[2] = {i, 48 * i};
+            layout_case(t, q, dt, 2, sh, st, 3840 * i, st, 0, 3840 * i, "fortran16");
+        }
+        { /* (301, 8, 2).transpose(0, 2, 1) and (75, 8, 8).transpose(0, 2, 1): slices of 16 and
+           * 64 keep bytes permuted by byte shuffles, the first with a tail of one slice */
+            const int64_t sh[3] = {301, 2, 8}, st[3] = {16 * i, i, 2 * i};
+            layout_case(t, q, dt, 3, sh, st, 4816 * i, st, 0, 4816 * i, "slices16");
+            const int64_t sh8[3] = {75, 8, 8}, st8[3] = {64 * i, i, 8 * i};
+            layout_case(t, q, dt, 3, sh8, st8, 4800 * i, st8, 0, 4800 * i, "slices64");
+        }
         { /* 3-D strided: source x[:, ::2, ::3] of a (7, 10, 99) array, output C-ordered with the
            * last axis reversed */
             const int64_t sh[3] = {7, 5, 33}, ss[3] = {990 * i, 198 * i, 3 * i};
