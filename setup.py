@@ -110,7 +110,10 @@ class BuildExt(build_ext):
         omp = openmp_flags(self.compiler)
         is_msvc = self.compiler.compiler_type == "msvc"
         if is_msvc:
-            base = ["/O2"]
+            # /std:c11: _Static_assert and _Pragma; /fp:precise: no contraction into FMA, as
+            # -ffp-contract=off below (untested: the project has no Windows machine; the C
+            # builds without GCC's and Clang's extensions, see tests/test_review12.py)
+            base = ["/O2", "/std:c11", "/fp:precise"]
             # isa_portable.c is written with GCC's and Clang's vector extensions, which MSVC
             # lacks: it compiles to nothing (cdrop/_src/platform.h) and "portable" runs the
             # scalar path, as cdrop.show_config()["simd"] then reports.

@@ -90,3 +90,28 @@ def test_c_sources_build_and_pass_the_kernel_check_with_clang(tmp_path):
     run = subprocess.run([str(exe), str(TESTS / "native" / "digests.txt")], capture_output=True,
                          text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_c_sources_build_without_gnu_extensions_and_give_the_same_bits(tmp_path):
+    """MSVC has none of GCC's and Clang's extensions (vector types, __builtin_*, __attribute__):
+    there the portable path is the scalar one (issue 12).  Simulated with clang told it is not
+    GNU-compatible (__GNUC__ and __clang__ undefined) and every GNU builtin the sources used
+    poisoned, so that a use outside the compiler guards is an error: the build must succeed, offer
+    the scalar path only, and give the digests of every other path."""
+    cc = _clang()
+    if cc is None:
+        pytest.skip("no clang on PATH")
+    poison = ["ctzll", "prefetch", "sqrtf", "shufflevector", "cpu_init", "cpu_supports",
+              "expect", "popcountll", "clzll"]
+    flags = ["-U__GNUC__", "-U__GNUC_MINOR__", "-U__GNUC_PATCHLEVEL__", "-U__clang__",
+             "-Werror=implicit-function-declaration"]
+    flags += [f"-D__builtin_{b}=cdrop_poisoned_{b}" for b in poison]
+    exe = tmp_path / "check_kernels"
+    build = subprocess.run(["sh", str(TESTS / "native" / "build.sh"), str(exe), cc],
+                           env={**os.environ, "CFLAGS": " ".join(flags)},
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert build.returncode == 0, build.stdout + build.stderr
+    run = subprocess.run([str(exe), str(TESTS / "native" / "digests.txt")], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 paths (scalar)" in run.stdout, run.stdout

@@ -19,6 +19,7 @@
 #ifndef CDROP_HALF_SCALAR_H
 #define CDROP_HALF_SCALAR_H
 
+#include "platform.h" /* CDROP_ALWAYS_INLINE, CDROP_SQRTF, cdrop_ctz64 */
 #include <stdint.h>
 #include <string.h>
 
@@ -49,7 +50,7 @@ static inline uint32_t cdrop_sel(uint32_t c, uint32_t a, uint32_t b)
  * zeros and subnormals are m * 2^-24, exact in float32 (m < 1024, the result a normal float).
  * Selects, not branches, so that the compiler vectorises the portable loops. */
 /* (always_inline: see cdrop_step_keeps in producer_scalar.h) */
-static inline __attribute__((always_inline)) float cdrop_widen_f16(uint16_t h)
+static CDROP_ALWAYS_INLINE float cdrop_widen_f16(uint16_t h)
 {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t a = h & 0x7FFFu;

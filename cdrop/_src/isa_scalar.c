@@ -102,7 +102,7 @@ static inline isa_mask isa_mask_settle(isa_mask m, uint64_t tw, uint64_t key, ui
 {
     uint8_t *k = (uint8_t *)(uintptr_t)m;
     for (; tw; tw &= tw - 1) {
-        const int e = __builtin_ctzll(tw);
+        const int e = cdrop_ctz64(tw);
         k[e] &= (uint8_t)(cdrop_tie24(key, g + (uint64_t)e) < (thr & 0xFFFFFFu));
     }
     return m;

@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "cdrop_rng.h"
+#include "platform.h" /* CDROP_ALWAYS_INLINE, CDROP_SQRTF, cdrop_ctz64 */
 
 /* 2^12 elements per normal block: 256 steps of the 16 lanes with one 32-bit word per element
  * (a mask block uses a byte per element, hence 2^14).  Part of the stream contract. */
@@ -133,7 +134,7 @@ static inline float cdrop_nrm_r2(uint32_t a)
  * with the sign of cos flipped in octants 2..5 and of sin in 4..7 (sign-bit XOR, exact). */
 static inline void cdrop_nrm_pair(uint32_t a, uint32_t b, float *z0, float *z1)
 {
-    const float r = __builtin_sqrtf(cdrop_nrm_r2(a));
+    const float r = CDROP_SQRTF(cdrop_nrm_r2(a));
     const uint32_t o = b >> 29;
     const uint32_t t = (b & 0x1FFFFFFFu) ^ ((0u - (o & 1u)) & 0x1FFFFFFFu);
     /* 2t + 1 < 2^30: one signed conversion, rounded to nearest even; pi rounded to float32

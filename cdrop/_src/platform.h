@@ -5,6 +5,39 @@
 #ifndef CDROP_PLATFORM_H
 #define CDROP_PLATFORM_H
 
+#include <stdint.h>
+
+/* GCC's and Clang's extensions behind names, so that a compiler without them (MSVC) still
+ * builds the scalar path: forced and forbidden inlining, a prefetch hint, count trailing zeros
+ * (x != 0), and a square root that is the IEEE operation without libm's errno. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CDROP_ALWAYS_INLINE inline __attribute__((always_inline))
+#define CDROP_NOINLINE __attribute__((noinline))
+#define CDROP_PREFETCH(p, rw) __builtin_prefetch((p), (rw))
+#define CDROP_SQRTF(x) __builtin_sqrtf(x)
+static inline int cdrop_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+#else
+#include <math.h>
+#if defined(_MSC_VER)
+#define CDROP_ALWAYS_INLINE __forceinline
+#define CDROP_NOINLINE __declspec(noinline)
+#else
+#define CDROP_ALWAYS_INLINE inline
+#define CDROP_NOINLINE
+#endif
+#define CDROP_PREFETCH(p, rw) ((void)(p))
+#define CDROP_SQRTF(x) sqrtf(x)
+static inline int cdrop_ctz64(uint64_t x)
+{
+    int n = 0;
+    while (!(x & 1u)) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+}
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #define CDROP_HAVE_OPENMP 1

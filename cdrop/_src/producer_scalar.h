@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cdrop_rng.h"
+#include "platform.h" /* CDROP_ALWAYS_INLINE, CDROP_SQRTF, cdrop_ctz64 */
 
 /* Seed the lanes of the block holding global index g; returns g's position in its block.  The
  * caller then skips j / CDROP_GROUP steps (in whichever registers it keeps the lanes). */
@@ -49,10 +50,9 @@ static inline void cdrop_step_bytes(uint8_t bytes[CDROP_GROUP], const uint32_t o
  * and calling it from AVX-512 code with dirty upper registers cost every call with a partial
  * step 0.1-0.3 us (1,000 elements: 0.27 -> 0.40 us on AVX-512, 0.34 -> 0.56 us on AVX2) once the
  * dropout family's kernels made GCC stop inlining it. */
-static inline __attribute__((always_inline)) void cdrop_step_keeps(uint8_t keep[CDROP_GROUP],
-                                                                   const uint32_t out[CDROP_LANES],
-                                                                   int k0, int k1, uint32_t thr,
-                                                                   uint64_t key, uint64_t g)
+static CDROP_ALWAYS_INLINE void cdrop_step_keeps(uint8_t keep[CDROP_GROUP],
+                                                 const uint32_t out[CDROP_LANES], int k0, int k1,
+                                                 uint32_t thr, uint64_t key, uint64_t g)
 {
     uint8_t bytes[CDROP_GROUP];
     const uint8_t top =
@@ -92,7 +92,7 @@ static inline uint64_t cdrop_settle_inline(uint64_t keep, uint64_t tw, uint64_t 
                                            uint32_t thr)
 {
     while (tw) {
-        const int e = __builtin_ctzll(tw);
+        const int e = cdrop_ctz64(tw);
         const uint64_t lost = cdrop_tie24(key, g + (uint64_t)e) >= (thr & 0xFFFFFFu);
         keep &= ~(lost << e);
         tw &= tw - 1;

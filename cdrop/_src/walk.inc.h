@@ -29,7 +29,7 @@ static inline void CDROP_K(cdrop_settle)(const cdrop_args *a, const cdrop_ties *
     const int64_t first = base + CDROP_GROUP * (int64_t)t->idx[k];
     uint64_t m = t->tw[t->idx[k]];
     do {
-        const int64_t e = first + __builtin_ctzll(m);
+        const int64_t e = first + cdrop_ctz64(m);
         const int lost = cdrop_tie24(a->key, a->g0 + (uint64_t)e) >= (a->thr & 0xFFFFFFu);
         CDROP_K(cdrop_lost)(a, e, lost);
         m &= m - 1;
@@ -43,9 +43,10 @@ static inline void CDROP_K(cdrop_settle)(const cdrop_args *a, const cdrop_ties *
  * each copy) is 1 when the threshold's low 24 bits are 0 (p a multiple of 1/256: 0.5, 0.25,
  * ...): then no tie's hash bits can be below them, every tie drops, the strict byte comparison
  * is the whole keep test and nothing is recorded.  The same stream, not an approximation. */
-static inline __attribute__((always_inline)) int CDROP_K(cdrop_loop)(
-    isa_lanes *vp, const cdrop_args *a, int64_t i0, int64_t nsteps, cdrop_ties *ties,
-    const cdrop_ties *prev, int nprev, int64_t prev_base, const int exact)
+static CDROP_ALWAYS_INLINE int CDROP_K(cdrop_loop)(isa_lanes *vp, const cdrop_args *a, int64_t i0,
+                                                   int64_t nsteps, cdrop_ties *ties,
+                                                   const cdrop_ties *prev, int nprev,
+                                                   int64_t prev_base, const int exact)
 {
     CDROP_K(cdrop_state) st;
     (void)ties;        /* CDROP_OP_FINAL: ties are settled in the loop, nothing is recorded */
@@ -83,10 +84,9 @@ static inline __attribute__((always_inline)) int CDROP_K(cdrop_loop)(
 
 /* The loop in a function of its own: sharing one with the partial-step code made GCC keep part
  * of the lane state in memory. */
-static __attribute__((noinline)) int CDROP_K(cdrop_steps)(isa_lanes *v, const cdrop_args *a,
-                                                          int64_t i0, int64_t nsteps,
-                                                          cdrop_ties *ties, const cdrop_ties *prev,
-                                                          int nprev, int64_t prev_base)
+static CDROP_NOINLINE int CDROP_K(cdrop_steps)(isa_lanes *v, const cdrop_args *a, int64_t i0,
+                                               int64_t nsteps, cdrop_ties *ties,
+                                               const cdrop_ties *prev, int nprev, int64_t prev_base)
 {
     if ((a->thr & 0xFFFFFFu) == 0)
         return CDROP_K(cdrop_loop)(v, a, i0, nsteps, ties, prev, nprev, prev_base, 1);

@@ -424,9 +424,9 @@ static inline void cdrop_prefetch(const char *p, int64_t st, int64_t span, int w
     const char *lo = st < 0 ? p - (span - 1) : p;
     for (int64_t b = 0; b < span + 63; b += 64) {
         if (write)
-            __builtin_prefetch(lo + b, 1);
+            CDROP_PREFETCH(lo + b, 1);
         else
-            __builtin_prefetch(lo + b, 0);
+            CDROP_PREFETCH(lo + b, 0);
     }
 }
 
