@@ -23,6 +23,7 @@ from ._checks import (
     U64,
     as_flag,
     as_float_array,
+    block_counters,
     check_nonneg_real,
     check_offset,
     check_other_operand,
@@ -115,12 +116,15 @@ def _result(x, xb, out, ob, fresh):
 
 
 def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0),
-             special=None, noise=None):
+             special=None, noise=None, block=None):
     """Allocate, draw the seed (last), run.  Nothing here can fail but MemoryError, which comes
     before the draw.
 
     special: None (run the kernel), "copy" (x unchanged) or "zeros"; noise: the noise shape of
-    a shared mask (None: element-wise, the kernel draws the mask itself)."""
+    a shared mask (None: element-wise, the kernel draws the mask itself); block: x is a block
+    of a larger array, (global_shape, start) as check_block returns them, and `noise` (if any)
+    refers to global_shape.  A block's mask is made first, as a keep array (of the noise
+    shape's part of the block, broadcast), and then applied."""
     fresh = ob is None
     if fresh:
         ob = empty_like(xb)  # layout of x (order="K"); a plain ndarray: no subclass code runs
@@ -128,7 +132,15 @@ def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0
     if special is None:
         src = _apply.aligned(xb)
         dst = ob if _apply.kernel_aligned(ob) else empty_like(xb)
-        if noise is not None:
+        if block is not None:
+            # the keep array: the block of the (noise-shaped) mask array that x's block sees
+            gshape, start = block
+            if noise is not None:
+                start = tuple(0 if m == 1 else a for m, a in zip(noise, start))
+                gshape = noise
+            keep = np.zeros([1 if m == 1 else n for m, n in zip(gshape, xb.shape)], dtype=bool)
+            block = (gshape, start)
+        elif noise is not None:
             keep = np.zeros(noise, dtype=bool)
     if type(seed) is not int:  # an int is its own seed; None, Generator, a layer's: draw
         seed = _seed.draw(seed)  # last: everything that can fail has been done
@@ -140,7 +152,13 @@ def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0
     else:
         keepb = None
         if keep is not None:
-            _kernels.keep_mask(keep, keep.size, seed, offset, p, n_threads, False)
+            base, istrides = offset, None
+            if block is not None:
+                base, istrides = block_counters(keep.shape, block[0], block[1], offset)
+            if istrides is None:
+                _kernels.keep_mask(keep, keep.size, seed, base, p, n_threads, False)
+            else:
+                _kernels.keep_mask_block(keep, seed, base, p, n_threads, istrides)
             keepb = _apply.broadcast_view(keep, xb.shape)
         _apply.run(op, src, dst, seed, offset, p, n_threads, keepb, None, None, *c)
         if dst is not ob:
