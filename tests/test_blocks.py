@@ -238,3 +238,38 @@ def test_offset_at_the_end_of_the_index_space():
     got = cdrop.dropout(np.ones((50, 200)), 0.5, seed=2, offset=off, global_shape=gshape,
                         start=(50, 100))
     assert np.array_equal(got, cdrop.dropout(big, 0.5, seed=2, offset=off)[sl])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_variants_of_a_block(kernel_path, dtype):
+    rng = np.random.default_rng(7)
+    gshape, start, shape = (12, 30, 40), (3, 5, 6), (8, 20, 30)
+    sl = _slices(start, shape)
+    big = rng.standard_normal(gshape).astype(dtype)
+    res = rng.standard_normal(gshape).astype(dtype)
+    bias = rng.standard_normal(gshape[-1]).astype(dtype)
+    kw = dict(seed=6, offset=9, global_shape=gshape, start=start)
+    for how in ("C", "F", "strided"):
+        x, r = _layout(big[sl], how, rng), _layout(res[sl], how, rng)
+        pairs = [
+            (cdrop.alpha_dropout(x, 0.3, **kw), cdrop.alpha_dropout(big, 0.3, seed=6, offset=9)),
+            (cdrop.drop_path(x, 0.3, **kw), cdrop.drop_path(big, 0.3, seed=6, offset=9)),
+            (cdrop.dropout_add(x, r, 0.3, **kw),
+             cdrop.dropout_add(big, res, 0.3, seed=6, offset=9)),
+            (cdrop.dropout_add(x, r, 0.3, bias=bias[start[2]:start[2] + shape[2]], **kw),
+             cdrop.dropout_add(big, res, 0.3, bias=bias, seed=6, offset=9)),
+        ]
+        for k, (got, whole) in enumerate(pairs):
+            assert np.array_equal(_bits(got), _bits(whole[sl])), (how, k)
+
+
+def test_variant_blocks_validate_before_writing():
+    x = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="outside global_shape"):
+        cdrop.alpha_dropout(x, 0.5, inplace=True, seed=1, global_shape=(4, 3), start=(0, 0))
+    with pytest.raises(TypeError, match="go together"):
+        cdrop.drop_path(x, 0.5, inplace=True, seed=1, start=(0, 0))
+    with pytest.raises(ValueError, match="offset"):
+        cdrop.dropout_add(x, x.copy(), 0.5, out=x, seed=1, offset=U64 - 20,
+                          global_shape=(8, 4), start=(0, 0))
+    assert (x == 1).all()
