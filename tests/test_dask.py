@@ -348,6 +348,22 @@ def test_docstring_examples_of_cdrop_dask():
         assert "Examples" in obj.__doc__, name
 
 
+def test_readme_and_docs_dask_examples_run():
+    """The ```python dask blocks of README.md and docs/dask.md (test_docs.py runs the plain
+    ```python ones, which must not need dask)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    blocks = []
+    for page in (root / "README.md", root / "docs" / "dask.md"):
+        if page.is_file():
+            blocks += re.findall(r"```python dask\n(.*?)```", page.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        exec(compile(code, "dask example", "exec"), {})
+
+
 # ---------------------------------------------------------------------------------------------
 # A worker killed during a computation (keep this last: the cluster restarts a worker)
 # ---------------------------------------------------------------------------------------------
