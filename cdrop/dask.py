@@ -312,8 +312,10 @@ class Dropout(_Layer):
             y = dropout(x, self._p, False)  # checks x
             self._last = (None, None, None, None, forced)
             return y
-        source = SeedSource(self._seeds)  # the call number is taken only if nothing fails
-        y = dropout(x, self._p, True, seed=source, num_threads=self.num_threads)
+        # the call number is taken only if nothing fails (a SeedSource: internal, not a Seed)
+        source = SeedSource(self._seeds)
+        y = dropout(x, self._p, True, num_threads=self.num_threads,
+                    seed=source)  # type: ignore[arg-type]
         self._last = (source.value, self._p, y.shape, None, forced)
         return y
 
