@@ -32,8 +32,6 @@ from __future__ import annotations
 import math
 from typing import Any, SupportsIndex
 
-import numpy as np
-
 try:
     import dask.array as da
     from dask.base import tokenize
@@ -59,9 +57,8 @@ from ._layer import _Layer
 
 __all__ = ["Dropout", "dropout"]
 
-# cdrop.dropout(..., global_shape=, start=) (issue 13, item 1).  Until the package has it,
-# _stand_in computes the same bits from dropout_mask runs, one call per row of a block.
-_HAS_BLOCKS = "global_shape" in _dropout.dropout.__code__.co_varnames
+# what a task runs (a name of this module, so that a test can watch the calls)
+_cdrop_dropout = _dropout.dropout
 
 
 def _check_array(x, name):
@@ -178,47 +175,13 @@ def dropout(
 
 
 def _block(block, *, p, seed, offset, noise_shape, num_threads, block_info=None):
-    """One task: the dropout of the chunk at ``block_info[0]["array-location"]``, out of place."""
+    """One task: the dropout of the chunk at ``block_info[0]["array-location"]`` of the whole
+    array, out of place (dask shares input chunks between tasks)."""
     info = block_info[0]
-    gshape = tuple(info["shape"])
     start = tuple(a for a, _ in info["array-location"])
-    return _run(block, p, seed, offset, noise_shape, num_threads, gshape, start)
-
-
-def _global(block, p, seed, offset, noise_shape, num_threads, gshape, start):
-    """The block's dropout by cdrop.dropout's block API (issue 13, item 1)."""
-    return _dropout.dropout(block, p, True, seed=seed, offset=offset, noise_shape=noise_shape,
-                            num_threads=num_threads, global_shape=gshape, start=start)
-
-
-def _stand_in(block, p, seed, offset, noise_shape, num_threads, gshape, start):
-    """cdrop.dropout(block, ..., global_shape=gshape, start=start) from dropout_mask calls, one
-    per row of the block's mask: each row is a run of consecutive global indices."""
-    block = np.asarray(block)
-    ngshape = gshape if noise_shape is None else noise_shape
-    # the block in the noise shape's index space: a shared axis (1) is the index 0 throughout
-    nstart = tuple(0 if n == 1 else s for n, s in zip(ngshape, start))
-    nshape = tuple(1 if n == 1 else b for n, b in zip(ngshape, block.shape))
-    keep = np.ones(nshape, dtype=bool)
-    if block.ndim == 0:
-        keep[()] = _dropout.dropout_mask(1, p, seed=seed, offset=offset)[0]
-    elif keep.size:
-        for row in np.ndindex(nshape[:-1]):
-            g = np.ravel_multi_index(tuple(s + r for s, r in zip(nstart, row)) + (nstart[-1],),
-                                     ngshape)
-            keep[row] = _dropout.dropout_mask(nshape[-1], p, seed=seed, offset=offset + int(g),
-                                              num_threads=num_threads)
-    keep = np.broadcast_to(keep, block.shape)
-    scale = 1.0 / (1.0 - p) if p < 1.0 else 0.0
-    with np.errstate(all="ignore"):  # Inf, NaN, overflow: IEEE results, as the kernels give
-        if block.dtype.itemsize == 2:  # float16, bfloat16: through float32 (docs/rng.md)
-            kept = (block.astype(np.float32) * np.float32(scale)).astype(block.dtype)
-        else:
-            kept = block * block.dtype.type(scale)
-    return np.where(keep, kept, block.dtype.type(0))
-
-
-_run = _global if _HAS_BLOCKS else _stand_in  # what a task runs (tests wrap it)
+    return _cdrop_dropout(block, p, True, seed=seed, offset=offset, noise_shape=noise_shape,
+                          num_threads=num_threads, global_shape=tuple(info["shape"]),
+                          start=start)
 
 
 class Dropout(_Layer):

@@ -163,13 +163,13 @@ def test_the_thread_count_changes_nothing():
 
 def test_tasks_run_cdrop_on_one_thread_by_default(monkeypatch):
     seen = []
-    original = cdask._run
+    original = cdask._cdrop_dropout
 
-    def spy(block, p, seed, offset, ns, num_threads, gshape, start):
-        seen.append(num_threads)
-        return original(block, p, seed, offset, ns, num_threads, gshape, start)
+    def spy(*args, **kwargs):
+        seen.append(kwargs["num_threads"])
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(cdask, "_run", spy)
+    monkeypatch.setattr(cdask, "_cdrop_dropout", spy)
     dx = da.ones((8, 8), chunks=4, dtype=np.float32)
     cdask.dropout(dx, 0.5, seed=1).compute(scheduler="sync")
     cdask.dropout(dx, 0.5, seed=1, num_threads=3).compute(scheduler="sync")
