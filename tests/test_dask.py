@@ -4,11 +4,14 @@ multi-process ``distributed.LocalCluster``; recomputation (also of the chunks of
 worker) gives the same bits; graph keys are deterministic; errors come from the graph-building
 call.  Skipped where dask is not installed (``pip install ".[dask]"``)."""
 import doctest
+import math
 import os
 import pickle
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cdrop
 from helpers import run_python
@@ -115,6 +118,34 @@ def test_every_p_equals_in_memory(compute, p):
     dx = da.from_array(x, chunks=(13, 7))
     (got,) = compute(cdask.dropout(dx, p, seed=99))
     assert_same_bits(got, cdrop.dropout(x, p, seed=99))
+
+
+@st.composite
+def _chunked_cases(draw):
+    """(shape, chunks, dtype, p, offset, noise_shape): 0-d to 4-d, each axis cut at random
+    (empty chunks and empty axes included)."""
+    shape = tuple(draw(st.lists(st.integers(0, 9), max_size=4)))
+    chunks = []
+    for n in shape:
+        cuts = sorted(draw(st.lists(st.integers(0, n), max_size=3)))
+        chunks.append(tuple(b - a for a, b in zip([0, *cuts], [*cuts, n])))
+    ns = tuple(draw(st.sampled_from([None, 1])) for _ in shape)
+    ns = draw(st.sampled_from([None, ns]))
+    size = math.prod(shape if ns is None else [1 if d == 1 else n for d, n in zip(ns, shape)])
+    offset = draw(st.sampled_from([0, 1, 255, 2**32 + 7, 2**64 - size]))
+    p = draw(st.sampled_from([0.0, 0.1, 0.5, 0.75, 1.0]))
+    return shape, tuple(chunks), draw(st.sampled_from(DTYPES)), p, offset, ns
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=80,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(case=_chunked_cases())
+def test_random_chunkings_equal_in_memory_dropout(case):
+    shape, chunks, dtype, p, offset, ns = case
+    x = _data(shape, dtype, seed=len(shape))
+    y = cdask.dropout(da.from_array(x, chunks=chunks), p, seed=77, offset=offset, noise_shape=ns)
+    assert_same_bits(y.compute(scheduler="sync"),
+                     cdrop.dropout(x, p, seed=77, offset=offset, noise_shape=ns))
 
 
 def test_offsets_up_to_the_end_of_the_index_space():
