@@ -64,7 +64,7 @@ def _dask(x, chunks):
 
 
 @pytest.fixture(scope="module")
-def cluster_client():
+def cluster_client(tmp_path_factory):
     """A LocalCluster of two worker processes (one thread each) talking over the loopback,
     closed at the end of the module, also when a test failed."""
     distributed = pytest.importorskip("distributed")
@@ -72,7 +72,8 @@ def cluster_client():
     # port 8787, and warns (an error here) when another cluster on the machine has it; port 0
     # lets the OS choose.  Everything on the loopback.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  local_directory=tmp_path_factory.mktemp("dask")) as cluster:
         # not the default scheduler: the other tests compute with the one they name
         with distributed.Client(cluster, set_as_default=False) as client:
             yield client
