@@ -140,7 +140,8 @@ def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0
             if noise is not None:
                 start = tuple(0 if m == 1 else a for m, a in zip(noise, start))
                 gshape = noise
-            keep = np.zeros([1 if m == 1 else n for m, n in zip(gshape, xb.shape)], dtype=bool)
+            keep = np.zeros([min(n, 1) if m == 1 else n for m, n in zip(gshape, xb.shape)],
+                            dtype=bool)  # (an empty block: an empty keep array, no counter)
             block = (gshape, start)
         elif noise is not None:
             keep = np.zeros(noise, dtype=bool)
