@@ -702,9 +702,11 @@ def kernel_paths():
 
 def measure_paths(n, p, rounds, paths):
     """cdrop in place, float32, 1 thread, on every kernel path of `paths`, and the floor: one
-    interleaved run; each timing's untimed setup restores the array and selects its path (so
-    the priming call runs on that path too).  The path in use before is restored afterwards,
-    whatever happens."""
+    interleaved run; each timing's untimed setup selects its path (so the priming call runs on
+    that path too) and then restores the array.  In that order: set_path runs CPUID, a VM exit
+    of ~40 us here, which left the timed AVX2 call after it 1.42x the floor at 256Ki instead of
+    1.25x (wip-avx2b, 61 rounds).  The path in use before is restored afterwards, whatever
+    happens."""
     from cdrop import _kernels
 
     pristine = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
@@ -712,8 +714,8 @@ def measure_paths(n, p, rounds, paths):
     before = _kernels.get_path()
 
     def setup(path):
-        np.copyto(x, pristine)
         _kernels.set_path(path)
+        np.copyto(x, pristine)
 
     cases = [(path, cdrop_inplace(x, p, 1), partial(setup, path)) for path in paths]
     cases.append((FLOOR, floor_scale(x, p, 1), partial(setup, before)))
