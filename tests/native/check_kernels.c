@@ -11,7 +11,7 @@
  * OpenMP) for the host or for aarch64 (tests/native/run_aarch64.sh runs it under qemu-user), and
  * runs, serially, for every kernel path that the build and the CPU have: every entry of the
  * kernel table, the dropout family's variant runs (walk_variant.c), the normal producer and the
- * strided and band walks (walk_layout.c), over a grid of (seed, offset, n, p) with block edges,
+ * strided and band walks (walk_layout.c), the block walk (walk_block.c), over a grid of (seed, offset, n, p) with block edges,
  * odd lengths, offsets near 2**64 and both the exact and the tie paths.  Each output is reduced
  * to a 64-bit digest; all paths must give the same digest (a cross-path bit-identity check) and
  * it must equal the committed one, made on x86.  tests/test_native_check.py recomputes some of
@@ -654,6 +654,110 @@ static void layout_cases(const cdrop_kernel_table *t, const point *q, int big)
     }
 }
 
+/* ---- blocks of a larger array (walk_block.c) through cdrop_job_run ---- */
+static void block_case(const cdrop_kernel_table *t, const point *q0, int dt, int nd,
+                       const int64_t *gshape, const int64_t *start, const int64_t *shape,
+                       int fortran, const char *name)
+{
+    static const int OPS[CDROP_N_DT] = {CDROP_OP_F32, CDROP_OP_F64, CDROP_OP_F16, CDROP_OP_BF16};
+    const int64_t isz = ITEMSIZE[dt];
+    int64_t n = 1, gn = 1, st[3], gst[3];
+    for (int d = 0; d < nd; d++) {
+        n *= shape[d];
+        gn *= gshape[d];
+    }
+    int64_t ms = isz, gs = 1;
+    for (int d = nd - 1; d >= 0; d--) { /* C order (or Fortran below) */
+        st[d] = ms;
+        gst[d] = gs;
+        ms *= shape[d];
+        gs *= gshape[d];
+    }
+    ms = isz;
+    for (int d = 0; fortran && d < nd; d++) {
+        st[d] = ms;
+        ms *= shape[d];
+    }
+    point q = *q0;
+    q.n = n;
+    if (q.offset > (uint64_t)0 - (uint64_t)gn) /* offset + prod(global shape) <= 2**64 */
+        q.offset = (uint64_t)0 - (uint64_t)gn;
+    uint64_t base = q.offset;
+    for (int d = 0; d < nd; d++)
+        base += (uint64_t)(start[d] * gst[d]);
+    void *bs, *bd;
+    char *s = zeros((size_t)(n * isz), 0, &bs), *dst = zeros((size_t)(n * isz), 0, &bd);
+    char *out = (char *)malloc((size_t)(n * isz));
+    for (int64_t i = 0; i < n; i++) { /* logical element i in C order */
+        int64_t rem = i, so = 0;
+        for (int a = nd - 1; a >= 0; a--) {
+            so += (rem % shape[a]) * st[a];
+            rem /= shape[a];
+        }
+        put_elem(s + so, dt, SALT_X, (uint64_t)i);
+    }
+    cdrop_job job;
+    memset(&job, 0, sizeof job);
+    job.args = args_of(&q);
+    job.args.g0 = base;
+    job.args.src = s;
+    job.args.dst = dst;
+    job.keep = t->op[CDROP_OP_U8];
+    job.fn = t->op[OPS[dt]];
+    job.op = OPS[dt];
+    job.drop_run = t->vrun[CDROP_VOP_DROP][dt];
+    job.n = n;
+    job.gran = 1;
+    job.ndim = nd;
+    job.walk = CDROP_WALK_BLOCK;
+    for (int a = 0; a < nd; a++) {
+        job.shape[a] = shape[a];
+        job.sstr[a] = job.dstr[a] = st[a];
+        job.gstr[a] = (uint64_t)gst[a];
+    }
+    void *bscr;
+    uint8_t *scratch = (uint8_t *)zeros((size_t)CDROP_SCRATCH_BYTES, 0, &bscr);
+    for (int64_t c = cdrop_job_pieces(&job) - 1; c >= 0; c--)
+        cdrop_job_run(&job, c, c + 1, scratch);
+    for (int64_t i = 0; i < n; i++) { /* gather in logical order */
+        int64_t rem = i, dof = 0;
+        for (int a = nd - 1; a >= 0; a--) {
+            dof += (rem % shape[a]) * st[a];
+            rem /= shape[a];
+        }
+        memcpy(out + i * isz, dst + dof, (size_t)isz);
+    }
+    char pn[160], op[64];
+    point_name(pn, sizeof pn, &q);
+    snprintf(op, sizeof op, "block_%s_%s", name, DT_NAME[dt]);
+    emit(digest(out, (size_t)(n * isz)), op, pn);
+    free(out);
+    free(bscr);
+    free(bs);
+    free(bd);
+}
+
+static void block_cases(const cdrop_kernel_table *t, const point *q)
+{
+    for (int dt = 0; dt < CDROP_N_DT; dt++) {
+        { /* rows of 300 (one range of keep bytes per stream block, runs joined) */
+            const int64_t g[2] = {100, 1000}, s0[2] = {5, 123}, sh[2] = {37, 300};
+            block_case(t, q, dt, 2, g, s0, sh, 0, "narrow");
+            block_case(t, q, dt, 2, g, s0, sh, 1, "narrow_fortran");
+        }
+        { /* rows of 5000 (the contiguous kernel per row), longer than a stream block apart */
+            const int64_t g[2] = {10, 20000}, s0[2] = {2, 7}, sh[2] = {3, 5000};
+            block_case(t, q, dt, 2, g, s0, sh, 0, "wide");
+        }
+        { /* 3-D, and a last axis of length 1 */
+            const int64_t g[3] = {9, 10, 64}, s0[3] = {1, 2, 3}, sh[3] = {4, 6, 50};
+            block_case(t, q, dt, 3, g, s0, sh, 0, "3d");
+            const int64_t g1[2] = {300, 7}, s1[2] = {3, 4}, sh1[2] = {200, 1};
+            block_case(t, q, dt, 2, g1, s1, sh1, 0, "column");
+        }
+    }
+}
+
 /* ---- one path: every case ---- */
 static void run_path(const cdrop_kernel_table *t)
 {
@@ -671,6 +775,9 @@ static void run_path(const cdrop_kernel_table *t)
         if (pts[k].n == 1000)
             layout_cases(t, &pts[k], pts[k].offset == 1 || pts[k].offset >= (uint64_t)1 << 63);
     }
+    for (int k = 0; k < np; k++) /* appended later than the cases above: the file's order */
+        if (pts[k].n == 1000)
+            block_cases(t, &pts[k]);
 }
 
 /* ---- the digest file ---- */
