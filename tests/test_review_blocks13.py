@@ -43,13 +43,23 @@ CASES = [
     ((U64,), (U64 - 70000,), (70000,), 0),                             # one run of 2**64
     ((3, 2**62 - 1), (0, 2**62 - 70001), (3, 70000), U64 - 3 * (2**62 - 1)),  # 2 pieces a row
     ((2**20, 17000), (100, 1), (40, 16384), U64 - 2**20 * 17000),       # a stream block a row
-    ((10, 2**60), (3, 2**60 - 1024), (7, 1024), 0),                    # fused rows: 1024 ...
-    ((10, 2**60), (3, 2**60 - 1023), (7, 1023), 0),                    # ... and windows: 1023
+    ((10, 2**60), (3, 2**60 - 2048), (7, 2048), 0),                    # fused rows: 2048 ...
+    ((10, 2**60), (3, 2**60 - 2047), (7, 2047), 0),                    # ... and windows: 2047
+    ((10, 2**60), (3, 2**60 - 1024), (7, 1024), 0),                    # (1024: fused before)
     ((2**16,) * 4, (2**16 - 2,) * 4, (2,) * 4, 0),
     ((3,) * 40, (1,) * 40, (2,) * 10 + (1,) * 30, U64 - 3**40),
     ((2,) * 64, (0,) * 32 + (1,) * 32, (1, 2) * 8 + (1,) * 48, 0),      # 64 axes, last one 1
     ((2,) * 64, (1,) + (0,) * 63, (1,) * 50 + (2,) * 14, 0),            # 64 axes, a run
     ((1,) * 64, (0,) * 64, (1,) * 64, U64 - 1),
+]
+
+# Rows that share stream blocks (small counter strides): the walk gets their keep bytes in one
+# window per stream block and joins rows that follow each other in memory into one run.
+JOINED = [
+    ((1000, 1000), (10, 10), (500, 10), 0),
+    ((50, 60, 70), (5, 6, 7), (20, 30, 40), U64 - 50 * 60 * 70),
+    ((50000, 3), (1, 1), (20000, 1), 0),
+    ((300, 4096), (7, 5), (40, 2047), 0),
 ]
 
 
@@ -182,9 +192,10 @@ def test_variants_of_a_block_of_a_virtual_array(case):
 @pytest.mark.parametrize("seed", range(4))
 def test_an_embedded_block_writes_its_elements_and_nothing_else(seed):
     # A block as a view into a larger buffer (steps of 1..3 either way, axes permuted) inside a
-    # border of sentinel values: in place and through out=, only the view's elements change.
+    # border of sentinel values, or C-contiguous inside a flat one: in place and through out=,
+    # only the view's elements change.
     rng = np.random.default_rng(seed)
-    for gshape, start, shape, offset in CASES[:12]:
+    for gshape, start, shape, offset in CASES[:12] + JOINED:
         nd = len(shape)
         dtype = DTYPES[int(rng.integers(len(DTYPES)))]
         x0 = rng.standard_normal(shape).astype(dtype)
@@ -210,6 +221,21 @@ def test_an_embedded_block_writes_its_elements_and_nothing_else(seed):
             assert got is view
             assert_bits_equal(got, want, f"{target} {shape}")
             assert_bits_equal(buf[outside], np.full(int(outside.sum()), 7, dtype), target)
+        # C-contiguous in the middle of a flat buffer: rows that follow each other in memory
+        # (the walk joins them into one run per stream block) must end where the block ends
+        pad = 64
+        for target in ("inplace", "out"):
+            flat = np.full(x0.size + 2 * pad, 7, dtype)
+            view = flat[pad:pad + x0.size].reshape(shape)
+            kw = dict(seed=3, offset=offset, global_shape=gshape, start=start)
+            if target == "inplace":
+                view[...] = x0
+                got = cdrop.dropout(view, 0.6, inplace=True, **kw)
+            else:
+                got = cdrop.dropout(x0, 0.6, out=view, **kw)
+            assert_bits_equal(got, want, f"contiguous {target} {shape}")
+            assert_bits_equal(np.concatenate([flat[:pad], flat[pad + x0.size:]]),
+                              np.full(2 * pad, 7, dtype), f"contiguous {target}")
 
 
 def test_block_entries_are_read_as_indices():
