@@ -369,38 +369,47 @@ def check_out(out, xb):
     raise ValueError("out overlaps x only in part; pass out=x for in place, or a separate out")
 
 
-def _int_tuple(value, name, ndim):
-    """`value` (a sequence of ints, or a 1-d integer array) as a tuple of `ndim` ints >= 0."""
+def _int_tuple(value, name, ndim, of="x"):
+    """`value` (a sequence of ints, or a 1-d integer array) as a tuple of `ndim` ints >= 0
+    (`of`: what has the axes, for the message)."""
     if (isinstance(value, (str, bytes)) or not (
             isinstance(value, collections.abc.Sequence)
             or isinstance(value, np.ndarray) and value.ndim == 1)):
         raise TypeError(f"{name} must be a tuple of ints, got {type(value).__name__}")
     out = tuple(as_int(v, name, "a tuple of ints") for v in value)
     if len(out) != ndim:
-        raise ValueError(f"{name} must have one entry per axis of x ({ndim}), got {out}")
+        raise ValueError(f"{name} must have one entry per axis of {of} ({ndim}), got {out}")
     if any(v < 0 for v in out):
         raise ValueError(f"{name} must not contain negative entries, got {out}")
     return out
 
 
-def check_block(global_shape, start, shape):
+def check_block(global_shape, start, shape, of="x"):
     """`global_shape` and `start` of a block of `shape` (both None: no block) as two tuples of
-    ints, or None; the block must lie inside `global_shape`."""
+    ints, or None; the block must lie inside `global_shape`, which has at most 2**64 elements
+    (`of`: the name of the block's array or shape, for the messages)."""
     if global_shape is None and start is None:
         return None
     if global_shape is None or start is None:
         raise TypeError(
-            "global_shape and start go together: pass both (x is the block "
-            "big[start[0]:start[0]+x.shape[0], ...] of an array of shape global_shape) or neither"
+            f"global_shape and start go together: pass both (the block "
+            f"big[start[0]:start[0]+{of + '.shape' if of == 'x' else of}[0], ...] of an array of "
+            "shape global_shape) or neither"
         )
-    gshape = _int_tuple(global_shape, "global_shape", len(shape))
-    start = _int_tuple(start, "start", len(shape))
+    gshape = _int_tuple(global_shape, "global_shape", len(shape), of)
+    start = _int_tuple(start, "start", len(shape), of)
     for d, (g, s, n) in enumerate(zip(gshape, start, shape)):
         if s + n > g:
+            size = f"x's size {n}" if of == "x" else f"{of}[{d}] = {n}"
             raise ValueError(
-                f"the block lies outside global_shape on axis {d}: start {s} + x's size {n} "
-                f"> global_shape[{d}] = {g}"
+                f"the block lies outside global_shape on axis {d}: start {s} + {size} > "
+                f"global_shape[{d}] = {g}"
             )
+    if math.prod(gshape) > U64:
+        raise ValueError(
+            f"global_shape {gshape} has {math.prod(gshape)} elements, more than the 2**64 "
+            "indices of the stream"
+        )
     return gshape, start
 
 
@@ -426,7 +435,7 @@ def block_counters(shape, gshape, start, offset):
     return base, tuple(gstr)
 
 
-def check_noise_shape(noise_shape, shape):
+def check_noise_shape(noise_shape, shape, of="x's"):
     """`noise_shape` (Keras' argument: one entry per axis of x, each x's size on that axis or 1,
     None meaning x's size) as a tuple of ints, checked against x's `shape`."""
     # a sequence (tuple, list, ...) or a 1-d array; not a str, a dict, a set or an iterator
@@ -441,6 +450,10 @@ def check_noise_shape(noise_shape, shape):
         raise ValueError(
             f"noise_shape must have one entry per axis of x ({len(shape)}), got {entries}"
         )
+    if of == "global_shape":
+        fits, entry = "global_shape", "global_shape's entry"
+    else:
+        fits, entry = "x's shape", "x's size"
     out = []
     for d, n in zip(entries, shape):
         if d is None:
@@ -449,8 +462,8 @@ def check_noise_shape(noise_shape, shape):
         d = as_int(d, "noise_shape", "a tuple of ints or None entries")
         if d != n and d != 1:
             raise ValueError(
-                f"noise_shape {entries} does not fit x's shape {tuple(shape)}: each entry must "
-                "be x's size on that axis, 1 (one decision shared along the axis) or None"
+                f"noise_shape {entries} does not fit {fits} {tuple(shape)}: each entry must be "
+                f"{entry} on that axis, 1 (one decision shared along the axis) or None"
             )
         out.append(d)
     return tuple(out)

@@ -288,7 +288,8 @@ def dropout(
     whole = xb.shape if block is None else block[0]  # the shape that counters index
     ns = None  # the noise shape of a mask shared along some axes
     if noise_shape is not None:
-        ns = check_noise_shape(noise_shape, whole)
+        ns = check_noise_shape(noise_shape, whole,
+                               "x's" if block is None else "global_shape")
         if ns == whole:
             ns = None  # one decision per element: the element-wise kernel, the same mask
     n_threads = _threads.resolve(num_threads)
@@ -403,7 +404,7 @@ def dropout_mask(
     p = check_p(p)
     packed = as_flag(packed, "packed")
     n = math.prod(shape)
-    block = check_block(global_shape, start, shape)
+    block = check_block(global_shape, start, shape, "shape")
     n_threads = _threads.resolve(num_threads)
     offset = check_offset(offset, n if block is None else math.prod(block[0]))
     istrides = None

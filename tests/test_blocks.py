@@ -213,7 +213,10 @@ def test_zero_d_and_empty_blocks():
     (dict(global_shape=(10, 10), start=(0, 0.5)), TypeError, "start must be a tuple of ints"),
     (dict(global_shape="ab", start=(0, 0)), TypeError, "global_shape must be a tuple of ints"),
     (dict(global_shape=(10, 10), start=(0, 0), offset=U64 - 99), ValueError, "offset"),
-    (dict(global_shape=(10, 10), start=(0, 0), noise_shape=(4, 1)), ValueError, "noise_shape"),
+    (dict(global_shape=(10, 10), start=(0, 0), noise_shape=(4, 1)), ValueError,
+     r"does not fit global_shape \(10, 10\)"),
+    (dict(global_shape=(2**40, 2**40), start=(0, 0)), ValueError,
+     "more than the 2\\*\\*64 indices"),
 ])
 def test_bad_blocks_raise_and_write_nothing(kw, exc, match):
     x = np.ones((4, 4), np.float32)
