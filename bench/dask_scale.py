@@ -1,7 +1,8 @@
 """cdrop.dask at scale: an array larger than the machine's memory, streamed through a LocalCluster.
 
     python bench/dask_scale.py [--gib 32] [--chunk-mib 128] [--repeats 3] [--p 0.5 0.1]
-                               [--layout blocks|rows] [--out DIR] [--quick]
+                               [--layout blocks|rows] [--impl auto|module|standin]
+                               [--out DIR] [--quick]
 
 Issue 13, item 4.  A float32 dask array of --gib GiB (default 32, more than this 24 GiB machine
 holds) is made lazily, chunk by chunk, on a `distributed.LocalCluster(n_workers=2,
@@ -47,10 +48,12 @@ The source is `da.ones` copied into a writeable C-ordered chunk: `da.ones` alone
 task a read-only, zero-strided broadcast of one value (dask's broadcast trick), which would
 measure a pipeline that never reads memory.  `x.mean()` shows what this costs.
 
-Before cdrop.dask lands, the cdrop pipeline uses a stand-in that does what the module will do
+--impl auto (default) runs `cdrop.dask.dropout` when cdrop has it and `cdrop.dropout` has the
+block API (`global_shape=`, `start=`); otherwise a stand-in here that does what the module does
 (`map_blocks` calling `cdrop.dropout(block, p, seed=seed, global_shape=..., start=...,
-num_threads=1)`); on a cdrop without `global_shape` the stand-in passes `offset=` the block's
-first global index instead (the same cost, not the same bits).  The JSON says which one ran.
+num_threads=1)`), and on a cdrop without `global_shape` passes `offset=` the block's first
+global index instead (the same cost, not the same bits).  --impl module|standin forces one.
+The JSON and the table say which one ran.
 
 Where it writes: --out DIR (default bench/results/ for a full run, build/dask-scale-quick/
 with --quick) gets dask_scale.json and dask_scale.md.  --quick is a smoke run: 64 MiB in 8 MiB
@@ -100,19 +103,28 @@ def textbook(x, p):
     return x * (da.random.random(x.shape, chunks=x.chunks) < keep) / keep
 
 
-def cdrop_dropout(x, p, seed):
-    """(lazy dropout of x, which implementation): cdrop.dask once main has it, else a stand-in."""
-    try:
-        import cdrop.dask as cdask
-    except ImportError:
-        pass
-    else:
-        return cdask.dropout(x, p, seed=seed), "cdrop.dask.dropout"
+def cdrop_dropout(x, p, seed, impl="auto"):
+    """(lazy dropout of x, which implementation ran).
+
+    impl "module" is cdrop.dask.dropout; "standin" is this file's map_blocks stand-in; "auto"
+    takes the module when it is installed AND cdrop.dropout has the block API (without it,
+    cdrop.dask falls back to a slow pure-NumPy path that is correct but not what is measured).
+    """
     from dask.base import tokenize
 
     import cdrop
 
     has_block_api = "global_shape" in inspect.signature(cdrop.dropout).parameters
+    if impl in ("auto", "module"):
+        try:
+            import cdrop.dask as cdask
+        except ImportError:
+            if impl == "module":
+                raise
+        else:
+            if impl == "module" or has_block_api:
+                return cdask.dropout(x, p, seed=seed), "cdrop.dask.dropout" + (
+                    "" if has_block_api else " (its NumPy fallback: no block API in cdrop)")
 
     def block_dropout(block, block_info=None):
         info = block_info[0]
@@ -133,14 +145,14 @@ def cdrop_dropout(x, p, seed):
     return out, what
 
 
-def pipelines(x, ps):
+def pipelines(x, ps, impl="auto"):
     """[(name, lazy 0-d result, expected mean of the ones source, implementation note)]."""
     out = [("source", x.mean(), 1.0, "x.mean()"),
            ("floor", (x * 2).mean(), 2.0, "(x * 2).mean()"),
            ("textbook", textbook(x, ps[0]).mean(), 1.0,
             f"(x * (da.random.random(...) < {1 - ps[0]:g}) / {1 - ps[0]:g}).mean()")]
     for p in ps:
-        y, what = cdrop_dropout(x, p, seed=1)
+        y, what = cdrop_dropout(x, p, seed=1, impl=impl)
         out.append((f"cdrop p={p:g}", y.mean(), 1.0, what))
     return out
 
@@ -382,6 +394,9 @@ def parser():
                     help="dropout rates for cdrop (default 0.5 0.1; the first one for textbook)")
     ap.add_argument("--layout", choices=["blocks", "rows"], default="blocks",
                     help="chunks split both axes (default) or the first axis only")
+    ap.add_argument("--impl", choices=["auto", "module", "standin"], default="auto",
+                    help="cdrop.dask.dropout (module), this file's stand-in, or auto (the module "
+                         "when cdrop has global_shape=, else the stand-in)")
     ap.add_argument("--no-source", action="store_true", help="leave out the x.mean() row")
     ap.add_argument("--out", type=Path, default=None,
                     help="folder for dask_scale.{json,md} (default bench/results, or "
@@ -419,7 +434,7 @@ def main(argv=None):
     shape, chunks = geometry(args.gib, args.chunk_mib, args.layout)
     x = make_source(shape, chunks)
     nbytes = x.nbytes
-    todo = pipelines(x, args.p)
+    todo = pipelines(x, args.p, args.impl)
     if args.no_source:
         todo = todo[1:]
 
@@ -434,7 +449,7 @@ def main(argv=None):
             # every pipeline once, untimed, on a 2-chunk array: the workers import dask,
             # numpy and cdrop and deserialise the functions here, not in the first timed run
             small = make_source((2 * chunks[0], chunks[1]), chunks)
-            dask.compute(*[expr for _, expr, _, _ in pipelines(small, args.p)])
+            dask.compute(*[expr for _, expr, _, _ in pipelines(small, args.p, args.impl)])
             for rep in range(args.repeats):
                 for name, expr, _, _ in todo:
                     rec = run_one(client, sampler, expr)
@@ -468,6 +483,7 @@ def main(argv=None):
         "config": {"shape": list(shape), "chunks": list(chunks), "layout": args.layout,
                    "nbytes": nbytes, "chunk_mib": np.prod(chunks) * 4 / 2**20,
                    "nchunks": int(np.prod(x.numblocks)), "repeats": args.repeats, "p": args.p,
+                   "impl": args.impl,
                    "worker_memory_limit_gib": min(limits) / 2**30 if limits else None},
         "rows": rows,
         "runs": runs,
