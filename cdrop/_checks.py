@@ -14,6 +14,7 @@ call that raises leaves its arrays, the package seed stream and any Generator un
   see the buffer that is really there (:func:`base`).
 """
 import collections.abc
+import math
 import numbers
 import operator
 import reprlib
@@ -366,6 +367,63 @@ def check_out(out, xb):
             "pass out=x for in place, or a separate out"
         )
     raise ValueError("out overlaps x only in part; pass out=x for in place, or a separate out")
+
+
+def _int_tuple(value, name, ndim):
+    """`value` (a sequence of ints, or a 1-d integer array) as a tuple of `ndim` ints >= 0."""
+    if (isinstance(value, (str, bytes)) or not (
+            isinstance(value, collections.abc.Sequence)
+            or isinstance(value, np.ndarray) and value.ndim == 1)):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(value).__name__}")
+    out = tuple(as_int(v, name, "a tuple of ints") for v in value)
+    if len(out) != ndim:
+        raise ValueError(f"{name} must have one entry per axis of x ({ndim}), got {out}")
+    if any(v < 0 for v in out):
+        raise ValueError(f"{name} must not contain negative entries, got {out}")
+    return out
+
+
+def check_block(global_shape, start, shape):
+    """`global_shape` and `start` of a block of `shape` (both None: no block) as two tuples of
+    ints, or None; the block must lie inside `global_shape`."""
+    if global_shape is None and start is None:
+        return None
+    if global_shape is None or start is None:
+        raise TypeError(
+            "global_shape and start go together: pass both (x is the block "
+            "big[start[0]:start[0]+x.shape[0], ...] of an array of shape global_shape) or neither"
+        )
+    gshape = _int_tuple(global_shape, "global_shape", len(shape))
+    start = _int_tuple(start, "start", len(shape))
+    for d, (g, s, n) in enumerate(zip(gshape, start, shape)):
+        if s + n > g:
+            raise ValueError(
+                f"the block lies outside global_shape on axis {d}: start {s} + x's size {n} "
+                f"> global_shape[{d}] = {g}"
+            )
+    return gshape, start
+
+
+def block_counters(shape, gshape, start, offset):
+    """How the kernels count a block's elements: ``(base, istrides)``.  Element i of the block
+    has the counter ``base + sum(i[d] * istrides[d])``, its C-order index in `gshape` plus
+    `offset`.  istrides is None when those counters are the block's own C-order index plus
+    `base` (a block of whole trailing axes, a run of rows): then the ordinary walks serve it."""
+    if math.prod(shape) == 0:
+        return 0, None  # no element: nothing is counted (and base might be 2**64)
+    gstr = [1] * len(gshape)
+    for d in range(len(gshape) - 2, -1, -1):
+        gstr[d] = gstr[d + 1] * gshape[d + 1]
+    base = offset + sum(s * g for s, g in zip(start, gstr))
+    own = 1  # the block's own C-order stride of axis d
+    run = True
+    for d in range(len(shape) - 1, -1, -1):
+        if shape[d] > 1 and gstr[d] != own:
+            run = False
+        own *= shape[d]
+    if run:
+        return base, None
+    return base, tuple(gstr)
 
 
 def check_noise_shape(noise_shape, shape):

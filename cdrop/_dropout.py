@@ -21,6 +21,8 @@ from ._checks import (
     U64,
     as_flag,
     as_float_array,
+    block_counters,
+    check_block,
     check_noise_shape,
     check_offset,
     check_out,
@@ -45,20 +47,20 @@ Flag = Union[bool, np.bool_]  # flags: bool or numpy.bool_, nothing else
 Seed = Union[SupportsIndex, np.random.Generator, None]  # an int in [0, 2**64), a Generator, None
 
 
-def _run_kernel(src, dst, seed, offset, p, n_threads, fresh=False, tmp=None):
+def _run_kernel(src, dst, seed, offset, p, n_threads, fresh=False, tmp=None, istrides=None):
     """dst[...] = dropout(src) for 0 < p < 1 (src may be dst); fresh: dst was just allocated;
-    tmp: see apply_misaligned."""
+    tmp: see apply_misaligned; istrides: src is a block (_kernels.apply)."""
     bf16 = False
     if src.dtype.kind == "V":  # bfloat16, the one such dtype that gets here (check_dtype)
         # ml_dtypes arrays cannot export a buffer ("cannot include dtype 'E'"): the kernels
         # take their bits through zero-copy uint16 views
         src, dst, bf16 = src.view(_U16), dst.view(_U16), True
         tmp = None if tmp is None else tmp.view(_U16)
-    if not _apply(src, dst, seed, offset, p, n_threads, fresh, bf16):
-        apply_misaligned(src, dst, seed, offset, p, n_threads, tmp, bf16)
+    if not _apply(src, dst, seed, offset, p, n_threads, fresh, bf16, istrides):
+        apply_misaligned(src, dst, seed, offset, p, n_threads, tmp, bf16, istrides)
 
 
-def apply_misaligned(src, dst, seed, offset, p, n_threads, tmp=None, bf16=False):
+def apply_misaligned(src, dst, seed, offset, p, n_threads, tmp=None, bf16=False, istrides=None):
     """dst[...] = dropout(src) when _kernels.apply refused src or dst as misaligned.
 
     The C kernels assume naturally aligned elements (a float32 view one byte into a uint8
@@ -69,10 +71,10 @@ def apply_misaligned(src, dst, seed, offset, p, n_threads, tmp=None, bf16=False)
     """
     if tmp is None:
         np.copyto(dst, src)
-        _apply(dst, dst, seed, offset, p, n_threads, False, bf16)
+        _apply(dst, dst, seed, offset, p, n_threads, False, bf16, istrides)
         return
     np.copyto(tmp, src)
-    _apply(tmp, tmp, seed, offset, p, n_threads, False, bf16)
+    _apply(tmp, tmp, seed, offset, p, n_threads, False, bf16, istrides)
     np.copyto(dst, tmp)
 
 
@@ -98,6 +100,8 @@ def dropout(
     offset: SupportsIndex = 0,
     num_threads: SupportsIndex | None = None,
     noise_shape: Sequence[SupportsIndex | None] | None = None,
+    global_shape: Sequence[SupportsIndex] | None = None,
+    start: Sequence[SupportsIndex] | None = None,
 ) -> NDArray[Any]:
     """Inverted dropout: zero each element with probability `p`, scale the rest by 1/(1-p).
 
@@ -151,7 +155,18 @@ def dropout(
             y = np.where(keep, x * scale, 0)
 
         ``offset + prod(ns)`` must be at most 2**64.  None (the default) or x's own shape:
-        one decision per element.
+        one decision per element.  With `global_shape`, the entries refer to the global shape.
+    global_shape, start : tuple of int, optional
+        Both or neither.  `x` is the block ``big[start[0]:start[0]+x.shape[0], ...]`` of a
+        C-ordered array ``big`` of shape `global_shape` that need not exist (a dask chunk, one
+        rank's part of a decomposition): each element's counter is its C-order index in
+        ``big`` plus `offset`, so that::
+
+            dropout(big[block], p, seed=s, global_shape=big.shape, start=block_start)
+            == dropout(big, p, seed=s)[block]
+
+        bit for bit, for any layout of the block.  ``offset + prod(global_shape)`` must be at
+        most 2**64.  See docs/rng.md, "Blocks of a larger array".
 
     Returns
     -------
@@ -174,8 +189,9 @@ def dropout(
     ValueError
         `p` NaN or outside [0, 1]; read-only target; `out` of another shape, or overlapping
         `x` other than element for element (in part, or in another order); `noise_shape` of
-        another length than ``x.ndim`` or with an entry other than 1, None or x's size; `seed`
-        outside
+        another length than ``x.ndim`` or with an entry other than 1, None or x's size; a
+        block outside `global_shape` (or either of them with another length than ``x.ndim``,
+        or a negative entry); `seed` outside
         [0, 2**64); `offset` < 0 or past 2**64 - size; `num_threads` < 1; both `inplace=True`
         and a separate `out`.
     MemoryError
@@ -222,7 +238,8 @@ def dropout(
     # `offset is _ZERO`: the default 0 (CPython has one object for small ints); any other zero
     # takes the general path, which reads it the same way.
     if (training is True and out is None and offset is _ZERO and num_threads is None
-            and noise_shape is None and type(x) is _ndarray and type(p) is float and 0.0 < p < 1.0):
+            and noise_shape is None and global_shape is None and start is None
+            and type(x) is _ndarray and type(p) is float and 0.0 < p < 1.0):
         dt = x.dtype
         if (dt is FLOAT32 or dt is FLOAT64) and (  # equal but distinct dtypes: general path
                 seed is None or type(seed) is int and 0 <= seed < U64):
@@ -266,13 +283,19 @@ def dropout(
             raise ValueError("pass either inplace=True or out=, not both (or out=x)")
         if training:  # evaluation mode writes nothing, so a read-only x is fine there
             check_writable(xb, "x")
+    # a block of a larger array: the counters are its elements' indices in that array
+    block = check_block(global_shape, start, xb.shape)
+    whole = xb.shape if block is None else block[0]  # the shape that counters index
     ns = None  # the noise shape of a mask shared along some axes
     if noise_shape is not None:
-        ns = check_noise_shape(noise_shape, xb.shape)
-        if ns == xb.shape:
+        ns = check_noise_shape(noise_shape, whole)
+        if ns == whole:
             ns = None  # one decision per element: the element-wise kernel, the same mask
     n_threads = _threads.resolve(num_threads)
-    offset = check_offset(offset, xb.size if ns is None else math.prod(ns))
+    offset = check_offset(offset, math.prod(whole) if ns is None else math.prod(ns))
+    istrides = None
+    if block is not None and ns is None:
+        offset, istrides = block_counters(xb.shape, block[0], block[1], offset)
     seed = check_seed(seed)  # checked now, drawn last
     if not training:
         # evaluation consumes no seed: a Generator is not asked for a number
@@ -285,7 +308,7 @@ def dropout(
         # this module: an import statement here cost 5-15 us per call)
         return _variants._execute(x, xb, out, ob, seed, offset, n_threads, p,
                                   op=_apply_mod.OP_DROP, c=(1.0 / (1.0 - p), 0.0, 0.0),
-                                  noise=ns)
+                                  noise=ns, block=block)
 
     # `ob` is now the target: x itself (in place), an array over x's elements, a separate
     # array, or None (a new array).  The kernels read x and write out element by element, so an
@@ -304,7 +327,7 @@ def dropout(
     elif p == 1.0:
         ob.fill(0)
     else:
-        _run_kernel(xb, ob, seed, offset, p, n_threads, fresh, tmp)
+        _run_kernel(xb, ob, seed, offset, p, n_threads, fresh, tmp, istrides)
     if not fresh:
         return out
     if x is xb or type(x) is _ndarray:
@@ -322,6 +345,8 @@ def dropout_mask(
     offset: SupportsIndex = 0,
     packed: Flag = False,
     num_threads: SupportsIndex | None = None,
+    global_shape: Sequence[SupportsIndex] | None = None,
+    start: Sequence[SupportsIndex] | None = None,
 ) -> NDArray[Any]:
     """The keep-mask that :func:`dropout` applies for the same `seed`, `offset` and `p`.
 
@@ -340,6 +365,11 @@ def dropout_mask(
         Return one bit per element: ``np.packbits(mask.ravel(), bitorder="little")``.
     num_threads : int, optional
         Threads for this call.
+    global_shape, start : tuple of int, optional
+        Both or neither: the mask of the block ``big[start[0]:start[0]+shape[0], ...]`` of an
+        array of shape `global_shape`, as in :func:`dropout`:
+        ``dropout_mask(shape, p, seed=s, global_shape=G, start=S)`` equals
+        ``dropout_mask(G, p, seed=s)[block]``; `packed` packs the block's own C order.
 
     Returns
     -------
@@ -373,11 +403,21 @@ def dropout_mask(
     p = check_p(p)
     packed = as_flag(packed, "packed")
     n = math.prod(shape)
+    block = check_block(global_shape, start, shape)
     n_threads = _threads.resolve(num_threads)
-    offset = check_offset(offset, n)
+    offset = check_offset(offset, n if block is None else math.prod(block[0]))
+    istrides = None
+    if block is not None:
+        offset, istrides = block_counters(shape, block[0], block[1], offset)
     seed = check_seed(seed)  # checked now, drawn last
     try:
-        if packed:
+        if istrides is not None:
+            # a block whose counters are not one run: its bytes first (any p: the walk of
+            # _kernels.keep_mask_block needs 0 < p < 1, the ends are filled below), packed after
+            mask = np.zeros(shape, dtype=bool) if 0.0 < p else np.ones(shape, dtype=bool)
+            if packed:
+                bits = np.zeros((n + 7) // 8, dtype=np.uint8)
+        elif packed:
             nbytes = (n + 7) // 8
             mask = np.zeros(nbytes, dtype=np.uint8) if 0.0 < p else np.full(nbytes, 0xFF, np.uint8)
         else:
@@ -386,6 +426,13 @@ def dropout_mask(
         raise ValueError(f"shape {shape} cannot be allocated by NumPy: {exc}") from None
     if type(seed) is not int:  # an int is its own seed; None, Generator, a layer's: draw
         seed = _seed.draw(seed)  # last: everything that can fail has been done
+    if istrides is not None:
+        if 0.0 < p < 1.0:
+            _kernels.keep_mask_block(mask, seed, offset, p, n_threads, istrides)
+        if packed:
+            bits[...] = np.packbits(mask.ravel(), bitorder="little")
+            return bits
+        return mask
     if p == 0.0:
         if packed and n % 8:
             mask[-1] = (1 << (n % 8)) - 1

@@ -51,6 +51,7 @@ def apply(
     num_threads: int,
     fresh: bool = ...,
     bf16: bool = ...,
+    istrides: tuple[int, ...] | None = ...,
 ) -> bool: ...
 def apply_variant(
     op: int,
@@ -70,5 +71,8 @@ def apply_variant(
 ) -> bool: ...
 def keep_mask(
     out: np.ndarray, n: int, seed: int, offset: int, p: float, num_threads: int, packed: bool
+) -> None: ...
+def keep_mask_block(
+    out: np.ndarray, seed: int, offset: int, p: float, num_threads: int, istrides: tuple[int, ...]
 ) -> None: ...
 def _scale_inplace(x: np.ndarray, c: float, num_threads: int) -> None: ...

@@ -51,7 +51,7 @@ cdef extern from "kernels.h" nogil:
         CDROP_OP_F16, CDROP_OP_BF16, CDROP_OP_ALPHA_F32, CDROP_OP_ALPHA_F64, CDROP_OP_ADD_F32,
         CDROP_OP_ADD_F64, CDROP_OP_ADDF_F32, CDROP_OP_ADDF_F64
     enum:
-        CDROP_WALK_CONTIG, CDROP_WALK_STRIDED, CDROP_WALK_BANDS
+        CDROP_WALK_CONTIG, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_BLOCK
 
     ctypedef struct cdrop_args:
         const void *src
@@ -114,6 +114,7 @@ cdef extern from "kernels.h" nogil:
         int64_t shape[64]
         int64_t sstr[64]
         int64_t dstr[64]
+        uint64_t gstr[64]
 
     uint64_t cdrop_hash64(uint64_t x)
     uint64_t cdrop_key(uint64_t seed)
@@ -313,6 +314,48 @@ cdef int _layout(cdrop_job *job, const Py_buffer *sv, const Py_buffer *dv) noexc
     return cdrop_layout_walk(nd, job.sstr, job.dstr)
 
 
+cdef int _block_layout(cdrop_job *job, const Py_buffer *sv, const Py_buffer *dv,
+                       istrides) except -1:
+    # The block walk's layout (walk_block.c): as _layout, with each axis's counter stride
+    # (istrides, elements, one per axis of dv), merging neighbours only where the counters
+    # merge too; the last axis must have counter stride 1, so a block whose last axis was
+    # dropped (length 1) gets a virtual one.  sv NULL: a keep mask (nothing is read).
+    cdef int nd = 0
+    cdef int d
+    cdef int64_t ss
+    cdef uint64_t gs
+    if len(istrides) != dv.ndim:
+        raise ValueError(f"block: {len(istrides)} counter strides for {dv.ndim} axes")
+    for d in range(dv.ndim):
+        if dv.shape[d] == 1:
+            continue
+        ss = sv.strides[d] if sv != NULL else 0
+        gs = istrides[d]
+        if (nd > 0 and job.sstr[nd - 1] == ss * dv.shape[d]
+                and job.dstr[nd - 1] == dv.strides[d] * dv.shape[d]
+                and job.gstr[nd - 1] == gs * <uint64_t>dv.shape[d]):
+            job.shape[nd - 1] *= dv.shape[d]
+            job.sstr[nd - 1] = ss
+            job.dstr[nd - 1] = dv.strides[d]
+            job.gstr[nd - 1] = gs
+            continue
+        job.shape[nd] = dv.shape[d]
+        job.sstr[nd] = ss
+        job.dstr[nd] = dv.strides[d]
+        job.gstr[nd] = gs
+        nd += 1
+    if nd == 0 or job.gstr[nd - 1] != 1:
+        if nd == 64:
+            raise ValueError("block: 64 axes of strided counters")
+        job.shape[nd] = 1
+        job.sstr[nd] = 0
+        job.dstr[nd] = 0
+        job.gstr[nd] = 1
+        nd += 1
+    job.ndim = nd
+    return 0
+
+
 cdef inline bint _aligned(const Py_buffer *v) noexcept:
     # The C kernels dereference typed pointers: data and strides must be multiples of the item
     # size (a float32 view one byte into a uint8 buffer is not).
@@ -377,7 +420,7 @@ cdef int _check_mask(const Py_buffer *ov, int64_t n, bint packed) except -1:
 
 
 def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads,
-          bint fresh=False, bint bf16=False):
+          bint fresh=False, bint bf16=False, istrides=None):
     """Dropout of ``src`` into ``dst`` (which may be ``src``) for 0 < p < 1.
 
     The item size says the dtype: 8 bytes float64, 4 float32, 2 float16, or bfloat16 bit
@@ -385,6 +428,9 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
     buffers, e.g. ``x.view(np.uint16)`` of an ml_dtypes.bfloat16 array, which cannot export a
     buffer itself).  Half precision follows the rule of docs/rng.md ("Half precision").
     ``fresh``: ``dst`` was just allocated for this call (see _FRESH_STREAM_MAX).
+    ``istrides``: src is a block of a larger C-ordered array; its element ``i`` has the
+    counter ``offset + sum(i[d] * istrides[d])`` (the caller folds the block's start into
+    ``offset``; the last axis's stride is 1).  None: the counter is offset + the C-order index.
     Returns False, having written nothing, if either array is not aligned for its dtype;
     the caller then works on an aligned copy.  Raises ValueError, having written nothing, if
     the two buffers disagree (ndim, shape, item size) or dst is read-only; everything else was
@@ -419,7 +465,11 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
                 job.op = CDROP_OP_BF16 if bf16 else CDROP_OP_F16
             else:
                 job.op = CDROP_OP_F64 if sv.itemsize == 8 else CDROP_OP_F32
-            job.walk = _layout(&job, &sv, dp)
+            if istrides is None:
+                job.walk = _layout(&job, &sv, dp)
+            else:
+                _block_layout(&job, &sv, dp, istrides)
+                job.walk = CDROP_WALK_BLOCK
             job.fn = _kt.op[job.op]
             job.keep = _kt.op[CDROP_OP_U8]
             if job.walk == CDROP_WALK_CONTIG:
@@ -464,6 +514,41 @@ def keep_mask(out, int64_t n, uint64_t seed, uint64_t offset, double p, Py_ssize
         job.fn = _kt.op[CDROP_OP_BITS if packed else CDROP_OP_U8]
         # packed: chunk starts on whole bytes, so that no byte is written by two threads
         job.gran = 8 if packed else 1
+        _run(&job, _threads_for(n, num_threads))
+    finally:
+        PyBuffer_Release(&ov)
+
+
+def keep_mask_block(out, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_threads,
+                    istrides):
+    """The keep mask of a block of a larger C-ordered array into ``out``, a writeable 1-byte
+    array of the block's shape (any strides): element ``i`` gets the keep flag (0/1) of counter
+    ``offset + sum(i[d] * istrides[d])`` (see :func:`apply`).  Needs 0 < p < 1.
+    Raises ValueError, having written nothing, if ``out`` is read-only, has items of another
+    size, or ``istrides`` has another length than ``out.ndim``.
+    """
+    cdef Py_buffer ov
+    cdef cdrop_job job
+    cdef int64_t n = 1
+    cdef int d
+    PyObject_GetBuffer(out, &ov, PyBUF_STRIDES | PyBUF_WRITABLE)
+    try:
+        if ov.itemsize != 1:
+            raise ValueError(f"keep_mask_block: out has items of {ov.itemsize} bytes; expected 1")
+        if ov.ndim > 64:
+            raise ValueError(f"keep_mask_block: out has {ov.ndim} dimensions (at most 64)")
+        for d in range(ov.ndim):
+            n *= ov.shape[d]
+        _init_args(&job, seed, offset, p)
+        _block_layout(&job, NULL, &ov, istrides)
+        if n == 0:
+            return
+        job.args.src = NULL
+        job.args.dst = ov.buf
+        job.n = n
+        job.walk = CDROP_WALK_BLOCK
+        job.op = CDROP_OP_U8
+        job.fn = job.keep = _kt.op[CDROP_OP_U8]
         _run(&job, _threads_for(n, num_threads))
     finally:
         PyBuffer_Release(&ov)

@@ -11,6 +11,7 @@ them: the seed is still drawn (a call consumes one seed whatever its p), no kern
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, SupportsIndex
 
 import numpy as np
@@ -23,6 +24,8 @@ from ._checks import (
     U64,
     as_flag,
     as_float_array,
+    block_counters,
+    check_block,
     check_nonneg_real,
     check_offset,
     check_other_operand,
@@ -115,12 +118,15 @@ def _result(x, xb, out, ob, fresh):
 
 
 def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0),
-             special=None, noise=None):
+             special=None, noise=None, block=None):
     """Allocate, draw the seed (last), run.  Nothing here can fail but MemoryError, which comes
     before the draw.
 
     special: None (run the kernel), "copy" (x unchanged) or "zeros"; noise: the noise shape of
-    a shared mask (None: element-wise, the kernel draws the mask itself)."""
+    a shared mask (None: element-wise, the kernel draws the mask itself); block: x is a block
+    of a larger array, (global_shape, start) as check_block returns them, and `noise` (if any)
+    refers to global_shape.  A block's mask is made first, as a keep array (of the noise
+    shape's part of the block, broadcast), and then applied."""
     fresh = ob is None
     if fresh:
         ob = empty_like(xb)  # layout of x (order="K"); a plain ndarray: no subclass code runs
@@ -128,7 +134,15 @@ def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0
     if special is None:
         src = _apply.aligned(xb)
         dst = ob if _apply.kernel_aligned(ob) else empty_like(xb)
-        if noise is not None:
+        if block is not None:
+            # the keep array: the block of the (noise-shaped) mask array that x's block sees
+            gshape, start = block
+            if noise is not None:
+                start = tuple(0 if m == 1 else a for m, a in zip(noise, start))
+                gshape = noise
+            keep = np.zeros([1 if m == 1 else n for m, n in zip(gshape, xb.shape)], dtype=bool)
+            block = (gshape, start)
+        elif noise is not None:
             keep = np.zeros(noise, dtype=bool)
     if type(seed) is not int:  # an int is its own seed; None, Generator, a layer's: draw
         seed = _seed.draw(seed)  # last: everything that can fail has been done
@@ -140,7 +154,13 @@ def _execute(x, xb, out, ob, seed, offset, n_threads, p, *, op, c=(0.0, 0.0, 0.0
     else:
         keepb = None
         if keep is not None:
-            _kernels.keep_mask(keep, keep.size, seed, offset, p, n_threads, False)
+            base, istrides = offset, None
+            if block is not None:
+                base, istrides = block_counters(keep.shape, block[0], block[1], offset)
+            if istrides is None:
+                _kernels.keep_mask(keep, keep.size, seed, base, p, n_threads, False)
+            else:
+                _kernels.keep_mask_block(keep, seed, base, p, n_threads, istrides)
             keepb = _apply.broadcast_view(keep, xb.shape)
         _apply.run(op, src, dst, seed, offset, p, n_threads, keepb, None, None, *c)
         if dst is not ob:
@@ -153,18 +173,28 @@ def _noise_offset(offset, noise, size):
     return check_offset(offset, size if noise is None else math.prod(noise))
 
 
+def _block_noise(xb, noise, global_shape, start):
+    """(block, shape the counters index, noise shape or None): the block of check_block, and
+    the noise shape that `noise` (a function of a shape, or None) gives for the global array
+    (x's own shape without a block); None when it is one decision per element."""
+    block = check_block(global_shape, start, xb.shape)
+    whole = xb.shape if block is None else block[0]
+    ns = None if noise is None else noise(whole)
+    return block, whole, None if ns == whole else ns
+
+
 def masked_scale(x, p, training, *, inplace=False, out=None, seed=None, offset=0,
-                 num_threads=None, noise=None, scale=None, name="dropout"):
+                 num_threads=None, noise=None, scale=None, name="dropout", global_shape=None,
+                 start=None):
     """``x * scale`` where kept, +0.0 where dropped (OP_DROP): dropout with a mask shared along
     the axes where `noise` (a function of x's shape, or None) has 1, and a scale other than
     1/(1-p) if given (DropPath's 1.0, alpha dropout's backward).  Internal."""
     p = check_p(p)
     x, xb, out, ob, training = _target(x, training, inplace, out)
-    ns = None if noise is None else noise(xb.shape)
-    if ns == xb.shape:
-        ns = None  # one decision per element: the element-wise mask, the same bits
+    # ns None: one decision per element, the element-wise mask, the same bits
+    block, whole, ns = _block_noise(xb, noise, global_shape, start)
     n_threads = _threads.resolve(num_threads)
-    offset = _noise_offset(offset, ns, xb.size)
+    offset = _noise_offset(offset, ns, math.prod(whole))
     seed = check_seed(seed)
     if not training:
         return _identity(x, xb, out, ob)
@@ -173,7 +203,7 @@ def masked_scale(x, p, training, *, inplace=False, out=None, seed=None, offset=0
                         special="copy" if p == 0.0 else "zeros")
     c0 = 1.0 / (1.0 - p) if scale is None else scale
     return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=_apply.OP_DROP,
-                    c=(c0, 0.0, 0.0), noise=ns)
+                    c=(c0, 0.0, 0.0), noise=ns, block=block)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +226,8 @@ def drop_path(
     seed: Seed = None,
     offset: SupportsIndex = 0,
     num_threads: SupportsIndex | None = None,
+    global_shape: Sequence[SupportsIndex] | None = None,
+    start: Sequence[SupportsIndex] | None = None,
 ) -> NDArray[Any]:
     """Stochastic depth (timm's ``drop_path``): drop whole samples along axis 0.
 
@@ -219,6 +251,9 @@ def drop_path(
         Write the result into `x`.
     seed, offset, num_threads
         As in :func:`cdrop.dropout`; the counter of sample i is ``i + offset``.
+    global_shape, start : tuple of int, optional
+        `x` is a block of a larger array, as in :func:`cdrop.dropout`: sample i of the block
+        is sample ``start[0] + i`` of that array, and gets its decision.
 
     Returns
     -------
@@ -249,7 +284,8 @@ def drop_path(
     scale_by_keep = as_flag(scale_by_keep, "scale_by_keep")
     return masked_scale(x, p, training, inplace=inplace, seed=seed, offset=offset,
                         num_threads=num_threads, noise=_per_sample,
-                        scale=None if scale_by_keep else 1.0)
+                        scale=None if scale_by_keep else 1.0, global_shape=global_shape,
+                        start=start)
 
 
 def alpha_constants(p):
@@ -259,14 +295,13 @@ def alpha_constants(p):
     return a, b, a * ALPHA_P + b
 
 
-def _alpha(x, p, training, inplace, out, seed, offset, num_threads, noise=None):
+def _alpha(x, p, training, inplace, out, seed, offset, num_threads, noise=None,
+           global_shape=None, start=None):
     p = check_p(p)
     x, xb, out, ob, training = _target(x, training, inplace, out)
-    ns = None if noise is None else noise(xb.shape)
-    if ns == xb.shape:
-        ns = None
+    block, whole, ns = _block_noise(xb, noise, global_shape, start)
     n_threads = _threads.resolve(num_threads)
-    offset = _noise_offset(offset, ns, xb.size)
+    offset = _noise_offset(offset, ns, math.prod(whole))
     seed = check_seed(seed)
     if not training:
         return _identity(x, xb, out, ob)
@@ -274,7 +309,7 @@ def _alpha(x, p, training, inplace, out, seed, offset, num_threads, noise=None):
         return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=None,
                         special="copy" if p == 0.0 else "zeros")
     return _execute(x, xb, out, ob, seed, offset, n_threads, p, op=_apply.OP_ALPHA,
-                    c=alpha_constants(p), noise=ns)
+                    c=alpha_constants(p), noise=ns, block=block)
 
 
 def alpha_dropout(
@@ -287,6 +322,8 @@ def alpha_dropout(
     seed: Seed = None,
     offset: SupportsIndex = 0,
     num_threads: SupportsIndex | None = None,
+    global_shape: Sequence[SupportsIndex] | None = None,
+    start: Sequence[SupportsIndex] | None = None,
 ) -> NDArray[Any]:
     """Alpha dropout (PyTorch's ``F.alpha_dropout``), for self-normalising networks.
 
@@ -312,6 +349,8 @@ def alpha_dropout(
         False: the identity, as in :func:`cdrop.dropout`.
     inplace, out, seed, offset, num_threads
         As in :func:`cdrop.dropout`.
+    global_shape, start : tuple of int, optional
+        `x` is a block of a larger array, as in :func:`cdrop.dropout`.
 
     Returns
     -------
@@ -336,11 +375,13 @@ def alpha_dropout(
     [0.7792, -0.7792, -0.7792, -0.7792]
     """
     if (training is True and inplace is False and out is None and offset is _ZERO
-            and num_threads is None and type(p) is float and 0.0 < p < 1.0):
+            and num_threads is None and global_shape is None and start is None
+            and type(p) is float and 0.0 < p < 1.0):
         y, seed = _fast(_apply.OP_ALPHA, x, p, seed, *alpha_constants(p))
         if y is not None:
             return y
-    return _alpha(x, p, training, inplace, out, seed, offset, num_threads)
+    return _alpha(x, p, training, inplace, out, seed, offset, num_threads,
+                  global_shape=global_shape, start=start)
 
 
 def _gaussian(x, c0, training, inplace, out, seed, offset, num_threads, op):
@@ -518,6 +559,8 @@ def dropout_add(
     seed: Seed = None,
     offset: SupportsIndex = 0,
     num_threads: SupportsIndex | None = None,
+    global_shape: Sequence[SupportsIndex] | None = None,
+    start: Sequence[SupportsIndex] | None = None,
 ) -> NDArray[Any]:
     """``residual + dropout(x + bias)`` in one pass (a transformer block's residual branch).
 
@@ -549,6 +592,9 @@ def dropout_add(
         elements in the same order), or memory that overlaps none of x, residual and bias.
     seed, offset, num_threads
         As in :func:`cdrop.dropout`.
+    global_shape, start : tuple of int, optional
+        `x` (and `residual`) are a block of larger arrays, as in :func:`cdrop.dropout`: the
+        mask is that block of the larger array's mask.
 
     Returns
     -------
@@ -583,6 +629,7 @@ def dropout_add(
     True
     """
     if (training is True and out is None and offset is _ZERO and num_threads is None
+            and global_shape is None and start is None
             and type(p) is float and 0.0 < p < 1.0 and type(x) is _ndarray
             and type(residual) is _ndarray and residual.dtype is x.dtype
             and residual.shape == x.shape):
@@ -622,8 +669,12 @@ def dropout_add(
         check_other_operand(ob, rb, "residual")
         if bb is not None:
             check_other_operand(ob, np.broadcast_to(bb, xb.shape), "bias")
+    block = check_block(global_shape, start, xb.shape)
     n_threads = _threads.resolve(num_threads)
-    offset = check_offset(offset, xb.size)
+    offset = check_offset(offset, xb.size if block is None else math.prod(block[0]))
+    istrides = None
+    if block is not None:
+        offset, istrides = block_counters(xb.shape, block[0], block[1], offset)
     seed = check_seed(seed)
     fresh = ob is None
     if fresh:
@@ -659,9 +710,13 @@ def dropout_add(
             bb = np.array(bb, order="C")  # a new (so aligned) array
         bfa = _apply.broadcast_view(bb, xb.shape)
     dst = ob if _apply.kernel_aligned(ob) else empty_like(xb)
+    # a block whose counters are not one run: its keep bytes first (kernels.keep_mask_block)
+    keep = None if istrides is None else np.zeros(xb.shape, dtype=bool)
     if type(seed) is not int:
         seed = _seed.draw(seed)  # last: everything that can fail has been done
-    _apply.run(_apply.OP_ADD, src, dst, seed, offset, p, n_threads, None, ra, bfa,
+    if keep is not None:
+        _kernels.keep_mask_block(keep, seed, offset, p, n_threads, istrides)
+    _apply.run(_apply.OP_ADD, src, dst, seed, offset, p, n_threads, keep, ra, bfa,
                1.0 / (1.0 - p))
     if dst is not ob:
         np.copyto(ob, dst)

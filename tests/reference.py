@@ -680,3 +680,60 @@ def normals_from_words_f64(w):
     out[0::2] = r * cos_t
     out[1::2] = r * sin_t
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 13: blocks of a larger array (docs/rng.md, "Blocks of a larger array").  An element's
+# counter is its C-order index in the global array plus the offset: the oracle draws the
+# stream over the range of counters the block touches and picks them out.
+# --------------------------------------------------------------------------------------------
+__all__ += ["block_counters", "block_keep_mask", "block_dropout_ref"]  # noqa: PLE0605
+
+
+def block_counters(shape, global_shape, start, offset=0):
+    """The counter of each element of the block (int64 array of `shape`; Python ints summed,
+    then checked to fit)."""
+    shape, global_shape = _shape_tuple(shape), _shape_tuple(global_shape)
+    start = tuple(operator.index(s) for s in start)
+    if not len(shape) == len(global_shape) == len(start):
+        raise ValueError("shape, global_shape and start need one entry per axis")
+    if any(s < 0 or s + n > g for s, n, g in zip(start, shape, global_shape)):
+        raise ValueError("the block lies outside global_shape")
+    if math.prod(shape) == 0:
+        return np.zeros(shape, dtype=object)
+    if not shape:  # 0-d: the one element of a 0-d global array
+        return np.full((), offset, dtype=object)
+    idx = np.indices(shape, dtype=np.int64).reshape(len(shape), -1)
+    flat = np.ravel_multi_index(tuple(idx[d] + start[d] for d in range(len(shape))), global_shape)
+    return (flat.astype(object) + offset).reshape(shape)
+
+
+def block_keep_mask(shape, p, seed, global_shape, start, offset=0):
+    """The keep mask of a block: the stream over [min counter, max counter], picked out."""
+    g = block_counters(shape, global_shape, start, offset)
+    if g.size == 0:
+        return np.ones(g.shape, dtype=bool)
+    lo, hi = int(g.min()), int(g.max())
+    span = keep_mask(hi - lo + 1, p, seed, lo)
+    return span[np.asarray(g - lo).astype(np.int64)].reshape(g.shape)
+
+
+def block_dropout_ref(x, p, seed, global_shape, start, offset=0):
+    """Expected output of dropout of the block x (a new C-ordered array)."""
+    x = np.asarray(x)
+    xc = np.array(x, dtype=x.dtype, order="C", copy=True)
+    if p == 0.0:
+        return xc
+    out = np.zeros(x.shape, dtype=x.dtype)
+    if p == 1.0:
+        return out
+    mask = block_keep_mask(x.shape, p, seed, global_shape, start, offset)
+    half = x.dtype == np.float16 or x.dtype.name == "bfloat16"
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        if half:
+            scale32 = np.float32(np.float64(1.0) / np.float64(1.0 - p))
+            out[mask] = (xc[mask].astype(np.float32) * scale32).astype(x.dtype)
+        else:
+            scale = x.dtype.type(np.float64(1.0) / np.float64(1.0 - p))
+            out[mask] = xc[mask] * np.array(scale, dtype=x.dtype)
+    return out

@@ -78,7 +78,7 @@ cdrop_kernel_table cdrop_kernels_for(int path);
 /* ---- Whole calls, cut into pieces that threads share (kernels.c, walk_layout.c) ---- */
 
 #define CDROP_MAX_DIMS 64
-enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS };
+enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_BLOCK };
 
 /* Scratch bytes a piece of a strided or band walk needs (keep bytes of a block, or of a tile in
  * index order and again in memory order); the caller provides them, one buffer per thread, so
@@ -99,11 +99,21 @@ typedef struct {
     int op;       /* STRIDED, BANDS: CDROP_OP_F32, F64, F16 or BF16 */
     int ndim;     /* STRIDED, BANDS: the merged layout (no length-1 axes) */
     int64_t shape[CDROP_MAX_DIMS], sstr[CDROP_MAX_DIMS], dstr[CDROP_MAX_DIMS]; /* bytes */
+    uint64_t gstr[CDROP_MAX_DIMS]; /* BLOCK: counter strides (elements); gstr[ndim - 1] == 1 */
 } cdrop_job;
 
 /* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both
  * arrays, else STRIDED (CONTIG is decided by the caller). */
 int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr);
+
+/* Elements [0, n) of a run of a strided or block walk (walk_layout.c): read from ps, written
+ * to pd (byte strides is, id), element r kept if keep[r * ks]; job->op says the dtype, and
+ * CDROP_OP_U8 copies the keep flags themselves into pd (a block's keep mask, ps unused). */
+void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
+                     const uint8_t *keep, int64_t ks, int64_t n);
+/* The same with contiguous keep flags (ks = 1): vectorised loops for contiguous runs. */
+void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
+                      const uint8_t *keep, int64_t n);
 
 /* How many pieces the job has (blocks of the stream, or bands of rows), and run pieces
  * [c0, c1) with `scratch` (CDROP_SCRATCH_BYTES, or NULL for CONTIG). */

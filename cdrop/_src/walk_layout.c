@@ -12,11 +12,21 @@
 
 #include <string.h>
 
-/* Elements [0, n) of a run: byte strides is/id, element r's keep flag keep[r * ks]. */
-static void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
-                            const uint8_t *keep, int64_t ks, int64_t n)
+/* Elements [0, n) of a run: byte strides is/id, element r's keep flag keep[r * ks].  For
+ * CDROP_OP_U8 (a keep mask of a block, walk_block.c) the flags themselves are the result. */
+void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
+                     const uint8_t *keep, int64_t ks, int64_t n)
 {
     switch (job->op) {
+    case CDROP_OP_U8:
+        (void)ps;
+        (void)is;
+        if (id == 1 && ks == 1)
+            memcpy(pd, keep, (size_t)n);
+        else
+            for (int64_t r = 0; r < n; r++)
+                pd[r * id] = (char)keep[r * ks];
+        break;
     case CDROP_OP_F64:
         cdrop_run_f64(ps, is, pd, id, keep, ks, n, job->args.scale);
         break;
@@ -317,8 +327,8 @@ CDROP_CONTIG_RUN(float, uint32_t, cdrop_contig_f32)
 CDROP_CONTIG_RUN(double, uint64_t, cdrop_contig_f64)
 
 /* Elements [0, n) with byte strides is/id and contiguous keep flags. */
-static void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
-                             const uint8_t *keep, int64_t n)
+void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
+                      const uint8_t *keep, int64_t n)
 {
     if (job->op == CDROP_OP_F32 && is == 4 && id == 4)
         cdrop_contig_f32((const float *)ps, (float *)pd, keep, n, (float)job->args.scale);
