@@ -5,6 +5,7 @@ cluster without failing, spilling or losing a worker, that each mean is the one 
 give, and that both report files are written; it asserts no time.
 """
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -12,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+import cdrop
+
 SCRIPT = Path(__file__).resolve().parent / "dask_scale.py"
 MISSING = [m for m in ("dask", "distributed", "psutil") if importlib.util.find_spec(m) is None]
+HAS_BLOCK_API = "global_shape" in inspect.signature(cdrop.dropout).parameters
 
 
 @pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (the dask extra)")
@@ -24,6 +28,8 @@ def test_quick_run_streams_every_pipeline_through_the_cluster(tmp_path):
     result = json.loads((tmp_path / "dask_scale.json").read_text())
     assert (tmp_path / "dask_scale.md").read_text().startswith("# cdrop.dask at scale")
     rows = {r["pipeline"]: r for r in result["rows"]}
+    if HAS_BLOCK_API:  # the cdrop pipeline is the real thing, not the offset= stand-in
+        assert result["bit_identical"] == {"0.5": True, "0.1": True}
     assert list(rows) == ["source", "floor", "textbook", "cdrop p=0.5", "cdrop p=0.1"]
     for name, row in rows.items():
         assert row["failed"] == 0, (name, result["runs"][name])
@@ -34,4 +40,4 @@ def test_quick_run_streams_every_pipeline_through_the_cluster(tmp_path):
     assert result["config"]["nbytes"] == 64 * 2**20
     # the checklist has a line per target and per pipeline, each PASS or MISS
     assert {s for _, _, s in result["checklist"]} <= {"PASS", "MISS"}
-    assert len(result["checklist"]) == 2 * 2 + len(rows)
+    assert len(result["checklist"]) == 2 * 2 + len(rows) + 2
