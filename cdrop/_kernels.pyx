@@ -115,6 +115,7 @@ cdef extern from "kernels.h" nogil:
         int64_t sstr[64]
         int64_t dstr[64]
         uint64_t gstr[64]
+        cdrop_vrun_fn drop_run
 
     uint64_t cdrop_hash64(uint64_t x)
     uint64_t cdrop_key(uint64_t seed)
@@ -470,6 +471,10 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
             else:
                 _block_layout(&job, &sv, dp, istrides)
                 job.walk = CDROP_WALK_BLOCK
+                # the instruction set's own select-and-scale for runs of keep bytes
+                job.drop_run = _kt.vrun[CDROP_VOP_DROP][
+                    CDROP_DT_F64 if job.op == CDROP_OP_F64 else CDROP_DT_F32
+                    if job.op == CDROP_OP_F32 else CDROP_DT_BF16 if bf16 else CDROP_DT_F16]
             job.fn = _kt.op[job.op]
             job.keep = _kt.op[CDROP_OP_U8]
             if job.walk == CDROP_WALK_CONTIG:
@@ -547,6 +552,7 @@ def keep_mask_block(out, uint64_t seed, uint64_t offset, double p, Py_ssize_t nu
         job.args.dst = ov.buf
         job.n = n
         job.walk = CDROP_WALK_BLOCK
+        job.drop_run = NULL
         job.op = CDROP_OP_U8
         job.fn = job.keep = _kt.op[CDROP_OP_U8]
         _run(&job, _threads_for(n, num_threads))

@@ -100,6 +100,7 @@ typedef struct {
     int ndim;     /* STRIDED, BANDS: the merged layout (no length-1 axes) */
     int64_t shape[CDROP_MAX_DIMS], sstr[CDROP_MAX_DIMS], dstr[CDROP_MAX_DIMS]; /* bytes */
     uint64_t gstr[CDROP_MAX_DIMS]; /* BLOCK: counter strides (elements); gstr[ndim - 1] == 1 */
+    cdrop_vrun_fn drop_run;        /* BLOCK: the table's vrun[CDROP_VOP_DROP][dtype], or NULL */
 } cdrop_job;
 
 /* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both
