@@ -391,6 +391,13 @@ def markdown(result):
                      f"{r['other_cpu_s']:.1f} |")
     lines += ["", "| target | measured | |", "| --- | ---: | --- |"]
     lines += [f"| {d} | {m} | {s} |" for d, m, s in result["checklist"]]
+    paired = result.get("paired", {})
+    if paired:
+        lines += ["", "Per repeat (paired: the same repeat's runs; other CPU s of the cdrop run):"]
+        for name, reps in paired.items():
+            lines.append(f"* {name}: " + ", ".join(
+                f"{r['vs_floor']:.2f}x floor / {r['textbook_vs']:.1f}x faster than textbook "
+                f"({r['other_cpu_s']:.0f} s)" for r in reps))
     impl = {r["pipeline"]: r["implementation"] for r in result["rows"]}
     lines += ["", "Implementations: " + "; ".join(f"{k}: `{v}`" for k, v in impl.items()) + ".",
               "", "Peak RSS: the sum over this process (client, scheduler, nannies) and the worker "
@@ -513,6 +520,16 @@ def main(argv=None):
         "contention": contention,
         "bit_identical": identical,
     }
+    # ratios within one repeat: a busy phase of the machine hits the runs of one repeat alike
+    paired = {}
+    for name in runs:
+        if name.startswith("cdrop") and "floor" in runs and "textbook" in runs:
+            paired[name] = [
+                {"vs_floor": c["wall_s"] / f["wall_s"], "textbook_vs": t["wall_s"] / c["wall_s"],
+                 "other_cpu_s": c.get("other_cpu_s", 0.0)}
+                for c, f, t in zip(runs[name], runs["floor"], runs["textbook"])
+                if c["error"] is None and f["error"] is None and t["error"] is None]
+    result["paired"] = paired
     result["checklist"] = checklist(rows) + [
         (f"cdrop p={p}: on the cluster == in-memory cdrop.dropout, (60, 90) in irregular chunks",
          "bit-identical" if same else "differs", "PASS" if same else "MISS")
