@@ -156,18 +156,10 @@ static inline __m256d cdrop_kept_f64(const isa_mask *m, __m256i b, __m256d x)
  * 0.56-0.72x (bench/avx2_where.py, docs/performance.md).  Two or four hints per line, as the
  * loads and stores come: a hint per line would need the consumer's step index; in cache (256Ki
  * elements) they cost nothing measurable.  Hints never fault: past the end of an array is
- * harmless. */
+ * harmless (platform.h: cdrop_prefetch_ahead). */
 #ifndef CDROP_AVX2_AHEAD
 #define CDROP_AVX2_AHEAD 8192
 #endif
-static inline void cdrop_prefetch_ahead(const void *p)
-{
-#if CDROP_AVX2_AHEAD > 0
-    CDROP_PREFETCH((const void *)((uintptr_t)p + CDROP_AVX2_AHEAD), 0);
-#else
-    (void)p;
-#endif
-}
 
 /* float32: 8 lanes; the byte masks become lane masks by sign extension. */
 typedef __m256 isa_v_f32;
@@ -175,12 +167,12 @@ enum { isa_width_f32 = 8 };
 static inline __m256 isa_set1_f32(float x) { return _mm256_set1_ps(x); }
 static inline __m256 isa_load_f32(const float *p)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX2_AHEAD);
     return _mm256_loadu_ps(p);
 }
 static inline void isa_store_f32(float *p, __m256 x)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX2_AHEAD);
     _mm256_storeu_ps(p, x);
 }
 
@@ -195,12 +187,12 @@ enum { isa_width_f64 = 4 };
 static inline __m256d isa_set1_f64(double x) { return _mm256_set1_pd(x); }
 static inline __m256d isa_load_f64(const double *p)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX2_AHEAD);
     return _mm256_loadu_pd(p);
 }
 static inline void isa_store_f64(double *p, __m256d x)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX2_AHEAD);
     _mm256_storeu_pd(p, x);
 }
 

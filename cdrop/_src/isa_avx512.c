@@ -95,30 +95,22 @@ static inline __m512 isa_set1_f32(float x) { return _mm512_set1_ps(x); }
  * as isa_avx2.c does and for the same reason, here for the tie path: its loop is 44
  * instructions per 4 cache lines against the exact path's 36, and from beyond this guest's
  * share of the L3 it kept fewer lines in flight.  In place, float32, 1 thread, ratio to the
- * floor np.multiply(x, c, out=x) (/work/scratch/psweep.py, 3 alternating processes each):
+ * floor np.multiply(x, c, out=x) (every p interleaved with the floor, 3 alternating processes):
  * 16M elements p = 0.1 1.04-1.07x -> 0.98-0.99x, p = 0.5 1.03x -> 0.95-0.96x; 4M 1.05-1.06x
  * -> 1.00x and 1.01-1.03x -> 0.97-0.98x; in cache (256K) the tie path 1.17x either way, p =
- * 0.5 0.94-0.99x -> 1.01-1.02x.  Hints never fault: past the end of an array is harmless. */
+ * 0.5 0.94-0.99x -> 1.01-1.02x (the hint: platform.h, cdrop_prefetch_ahead). */
 #ifndef CDROP_AVX512_AHEAD
 #define CDROP_AVX512_AHEAD 8192
 #endif
-static inline void cdrop_prefetch_ahead(const void *p)
-{
-#if CDROP_AVX512_AHEAD > 0
-    CDROP_PREFETCH((const void *)((uintptr_t)p + CDROP_AVX512_AHEAD), 0);
-#else
-    (void)p;
-#endif
-}
 
 static inline __m512 isa_load_f32(const float *p)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX512_AHEAD);
     return _mm512_loadu_ps(p);
 }
 static inline void isa_store_f32(float *p, __m512 x)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX512_AHEAD);
     _mm512_storeu_ps(p, x);
 }
 
@@ -132,12 +124,12 @@ enum { isa_width_f64 = 8 };
 static inline __m512d isa_set1_f64(double x) { return _mm512_set1_pd(x); }
 static inline __m512d isa_load_f64(const double *p)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX512_AHEAD);
     return _mm512_loadu_pd(p);
 }
 static inline void isa_store_f64(double *p, __m512d x)
 {
-    cdrop_prefetch_ahead(p);
+    cdrop_prefetch_ahead(p, CDROP_AVX512_AHEAD);
     _mm512_storeu_pd(p, x);
 }
 

@@ -38,6 +38,16 @@ static inline int cdrop_ctz64(uint64_t x)
 }
 #endif
 
+/* A software prefetch `ahead` bytes past p (0: none; a constant at every call, so the test
+ * folds away).  The x86 paths call it before every float load and store of their consumers
+ * (isa_avx2.c and isa_avx512.c say why and what it measured).  A hint never faults: past the
+ * end of an array is harmless, and the address is computed as an integer. */
+static inline void cdrop_prefetch_ahead(const void *p, uintptr_t ahead)
+{
+    if (ahead)
+        CDROP_PREFETCH((const void *)((uintptr_t)p + ahead), 0);
+}
+
 #ifdef _OPENMP
 #include <omp.h>
 #define CDROP_HAVE_OPENMP 1
