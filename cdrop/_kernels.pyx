@@ -471,10 +471,11 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
             else:
                 _block_layout(&job, &sv, dp, istrides)
                 job.walk = CDROP_WALK_BLOCK
-                # the instruction set's own select-and-scale for runs of keep bytes
-                job.drop_run = _kt.vrun[CDROP_VOP_DROP][
-                    CDROP_DT_F64 if job.op == CDROP_OP_F64 else CDROP_DT_F32
-                    if job.op == CDROP_OP_F32 else CDROP_DT_BF16 if bf16 else CDROP_DT_F16]
+            # the walks that apply runs of keep bytes (strided, bands, block) do it with the
+            # instruction set's own select-and-scale
+            job.drop_run = _kt.vrun[CDROP_VOP_DROP][
+                CDROP_DT_F64 if job.op == CDROP_OP_F64 else CDROP_DT_F32
+                if job.op == CDROP_OP_F32 else CDROP_DT_BF16 if bf16 else CDROP_DT_F16]
             job.fn = _kt.op[job.op]
             job.keep = _kt.op[CDROP_OP_U8]
             if job.walk == CDROP_WALK_CONTIG:

@@ -76,7 +76,7 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
         for (int64_t k = 0; k < m;) {
             /* a run along the last axis, then a carry into the outer ones */
             const int64_t run = inner - idx[last] < m - k ? inner - idx[last] : m - k;
-            cdrop_apply_run(job, src + so, is, dst + dof, id, scratch + k, 1, run);
+            cdrop_apply_keep(job, src + so, is, dst + dof, id, scratch + k, run);
             k += run;
             idx[last] += run;
             so += run * is;
@@ -298,44 +298,22 @@ static void cdrop_transpose_keep(uint8_t *out, const uint8_t *in, int64_t n1, in
             out[i1 * n2 + i2] = in[i1 + i2 * ks2];
 }
 
-/* Contiguous runs: the loops that the compiler vectorises (the same select as the scalar
- * consumers; src == dst is its own loop, since a may-alias pair is not vectorised). */
-#define CDROP_CONTIG_RUN(T, UT, NAME)                                                              \
-    static void NAME(const T *s, T *d, const uint8_t *keep, int64_t n, T scale)                    \
-    {                                                                                              \
-        if ((const T *)d == s) {                                                                   \
-            for (int64_t i = 0; i < n; i++) {                                                      \
-                T y = d[i] * scale;                                                                \
-                UT b;                                                                              \
-                memcpy(&b, &y, sizeof b);                                                          \
-                b &= (UT)0 - (UT)keep[i];                                                          \
-                memcpy(&d[i], &b, sizeof b);                                                       \
-            }                                                                                      \
-            return;                                                                                \
-        }                                                                                          \
-        const T *restrict sp = s;                                                                  \
-        T *restrict dp = d;                                                                        \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T y = sp[i] * scale;                                                                   \
-            UT b;                                                                                  \
-            memcpy(&b, &y, sizeof b);                                                              \
-            b &= (UT)0 - (UT)keep[i];                                                              \
-            memcpy(&dp[i], &b, sizeof b);                                                          \
-        }                                                                                          \
-    }
-CDROP_CONTIG_RUN(float, uint32_t, cdrop_contig_f32)
-CDROP_CONTIG_RUN(double, uint64_t, cdrop_contig_f64)
-
-/* Elements [0, n) with byte strides is/id and contiguous keep flags. */
+/* Elements [0, n) with byte strides is/id and contiguous keep flags.  Contiguous runs go
+ * through the instruction set's own select-and-scale (job->drop_run, vectorised with the ISA's
+ * width: this file is compiled for the baseline, where the compiler's loop was SSE2); strided
+ * ones, and any without job->drop_run (the U8 op of a keep mask), through the scalar
+ * consumers, whose strided loop is faster than the vrun's element-by-element one. */
 void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
                       const uint8_t *keep, int64_t n)
 {
-    if (job->op == CDROP_OP_F32 && is == 4 && id == 4)
-        cdrop_contig_f32((const float *)ps, (float *)pd, keep, n, (float)job->args.scale);
-    else if (job->op == CDROP_OP_F64 && is == 8 && id == 8)
-        cdrop_contig_f64((const double *)ps, (double *)pd, keep, n, job->args.scale);
-    else
+    const int64_t isz = cdrop_op_bytes(job->op);
+    if (job->drop_run && is == isz && id == isz) {
+        const cdrop_vconst c = {job->args.scale, 0.0, 0.0};
+        const cdrop_run_ptrs p = {ps, ps, ps, (const char *)keep, pd, is, is, is, 1, id};
+        job->drop_run(&c, &p, n);
+    } else {
         cdrop_apply_run(job, ps, is, pd, id, keep, 1, n);
+    }
 }
 
 /* Many small slices (views with small trailing axes) are permuted by one table, `from`, of
