@@ -12,8 +12,8 @@ portable path on an aarch64 machine, recomputes every case with cdrop and compar
 digests of the results (dtype, shape and every byte): one differing bit fails the case.
 It then proves on one result with a flipped bit that the comparison can see a difference.
 
-The inputs are made from integers (exact in float16 too), never from libm, so that both
-machines start from the same bits.  Exit status: 0 all equal, 1 a case or a configuration
+The inputs are made from integers, never from libm, so that both machines start from the
+same bits.  Exit status: 0 all equal, 1 a case or a configuration
 check failed, 2 a usage error.
 """
 import argparse
@@ -29,10 +29,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _data(shape, dtype, salt=0):
-    """Values k/8 with |k| <= 1000 in C order: exact in float16, no libm involved."""
+    """Values m / 2**21 in [-4, 4), m a 24-bit integer from a multiplicative hash of the C index.
+
+    Made from integers, not from libm or a NumPy generator, so that both machines start from
+    the same bits; with full 24-bit significands (exact in float32 and float64, rounded once
+    to float16), since a product of short significands is exact and would hide a fused
+    multiply-add."""
     n = int(np.prod(shape))
-    k = (np.arange(n, dtype=np.int64) * 2654435761 + salt * 97) % 2001 - 1000
-    return (k.astype(np.float64) / 8).astype(dtype).reshape(shape)
+    k = (np.arange(n, dtype=np.uint64) * np.uint64(2654435761) + np.uint64(salt * 97 + 12345))
+    m = ((k & np.uint64(0xFFFFFFFF)) >> np.uint64(8)).astype(np.int64) - 2**23
+    return (m.astype(np.float64) / 2**21).astype(dtype).reshape(shape)
 
 
 def _fortran(shape, dtype):
