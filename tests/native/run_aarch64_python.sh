@@ -19,6 +19,12 @@
 #  3. the expected digests, on the host: aarch64_smoke.py expect (tests/reference.py, plus the
 #     host's cdrop when one is importable).
 #  4. qemu-aarch64 -L sysroot sysroot/usr/bin/python3.X aarch64_smoke.py check.
+#  5. a part of the test suite under the same Python: CDROP_ARM64_PYTEST, a list of files in
+#     tests/ (default below; "none" skips the step), against OUTDIR/pkg, with pytest and
+#     ml_dtypes for aarch64 from PyPI (pip install --target OUTDIR/pylib, kept as a cache; the
+#     Debian NumPy stays the one in use).  Tests that start a Python subprocess cannot run here
+#     (no binfmt_misc: the guest cannot exec an aarch64 binary), nor 33-64-d arrays
+#     (Debian's NumPy 1.24 allows 32 dimensions), hence the list.
 #
 # The host Python (PYTHON, default python3) needs NumPy and Cython (>= 3.1); when it lacks
 # them the script makes a venv in OUTDIR/host with them from PyPI.  Debian suite and mirror:
@@ -26,7 +32,7 @@
 # CFLAGS is appended to the compiler's flags: CFLAGS=-ffp-contract=fast (FMA contraction, which
 # the floating-point contract forbids) makes the dropout family's cases fail, as they should.
 #
-# Exit status: 0 all equal; 1 a case differs or a build fails; 2 a usage error;
+# Exit status: 0 all equal; 1 a case differs, a test fails or a build fails; 2 a usage error;
 # 77 skipped: a tool is missing (aarch64-linux-gnu-gcc, qemu-aarch64, apt-get, dpkg-deb) or
 # the network or the Debian archive or PyPI cannot be reached (the message says which).
 set -eu
@@ -45,9 +51,12 @@ say() { echo "run_aarch64_python: $*"; }
 skip() { echo "run_aarch64_python: SKIPPED: $*" >&2; exit 77; }
 t0=$(now)
 
-for tool in aarch64-linux-gnu-gcc qemu-aarch64 apt-get dpkg-deb; do
+for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
     command -v "$tool" >/dev/null 2>&1 \
         || skip "no $tool (tests/native/run_aarch64.sh installs the cross compiler and qemu-user)"
+done
+for tool in apt-get dpkg-deb; do
+    command -v "$tool" >/dev/null 2>&1 || skip "no $tool to fetch Debian's arm64 Python"
 done
 [ -r "$keyring" ] || skip "no $keyring (Debian's debian-archive-keyring) to verify the archive"
 
@@ -94,7 +103,8 @@ EOF
         || { tail -n 5 "$apt/update.log" >&2; skip "apt-get update of $mirror ($suite, arm64) failed"; }
     # the headers alone (libpython3.X-dev), without the libc6-dev & co. it depends on: the
     # cross compiler brings its own libc headers
-    { apt-get -q install --download-only python3 python3-numpy libgomp1 \
+    # libstdc++6: for ml_dtypes' extension (step 5)
+    { apt-get -q install --download-only python3 python3-numpy libgomp1 libstdc++6 \
         && minimal=$(cd "$apt/archives" && ls python3.*-minimal_*.deb) \
         && (cd "$apt/archives" && apt-get -q download "lib${minimal%%-minimal_*}-dev"); } \
         >"$apt/install.log" 2>&1 \
@@ -186,8 +196,41 @@ say "$(qemu-aarch64 --version | head -n 1); $(aarch64-linux-gnu-gcc --version | 
 status=0
 guest "$root/tests/native/aarch64_smoke.py" check "$out/expected.json" --pkg "$pkg" || status=$?
 t5=$(now)
-awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" -v f="$t5" 'BEGIN {
-    printf "run_aarch64_python: %.1f s (sysroot %.1f, cython %.1f, cross-compile %.1f, ", f - a,
+
+# ---- 5. part of the test suite (the tests that neither exec a Python nor need > 32 dimensions)
+tests=${CDROP_ARM64_PYTEST:-test_blocks.py test_determinism.py test_fast_path.py \
+test_out_over_x.py test_layer.py test_errors.py test_variants.py test_variant_kernels.py}
+if [ "$tests" != none ]; then
+    lib=$out/pylib
+    if [ ! -e "$lib/.complete" ]; then
+        rm -rf "$lib"
+        ver=${guest_py#python}
+        # pure-Python pytest with its dependencies; ml_dtypes alone (its NumPy dependency would
+        # shadow Debian's), both for the guest's Python and machine
+        pipt() {
+            "$py" -m pip install -q --disable-pip-version-check --target "$lib" \
+                --only-binary=:all: --platform manylinux2014_aarch64 --python-version "$ver" \
+                --implementation cp "$@"
+        }
+        if pipt pytest && pipt --no-deps "ml_dtypes>=0.4"; then
+            touch "$lib/.complete"
+        else
+            say "pip could not fetch pytest and ml_dtypes for aarch64: the test-suite step is SKIPPED"
+        fi
+    fi
+    if [ -e "$lib/.complete" ]; then
+        # from $out, not the checkout, so that the source folder cdrop/ cannot shadow the build
+        set --
+        for t in $tests; do set -- "$@" "$root/tests/$t"; done
+        (cd "$out" && guest -c 'import sys; sys.path[:0] = sys.argv[1:3]; import pytest
+sys.exit(pytest.main(sys.argv[3:]))' "$pkg" "$lib" --rootdir "$root" -c "$root/pyproject.toml" \
+            -p no:cacheprovider -q -rfE -m "not slow" "$@") || status=1
+    fi
+fi
+t6=$(now)
+awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" -v f="$t5" -v g="$t6" 'BEGIN {
+    printf "run_aarch64_python: %.1f s (sysroot %.1f, cython %.1f, cross-compile %.1f, ", g - a,
         b - a, c - b, d - c
-    printf "x86 digests %.1f, check under qemu %.1f)\n", e - d, f - e }'
+    printf "x86 digests %.1f, check under qemu %.1f, tests under qemu %.1f)\n", e - d, f - e,
+        g - f }'
 exit "$status"
