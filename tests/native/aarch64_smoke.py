@@ -6,15 +6,16 @@ Run by tests/native/run_aarch64_python.sh in two steps:
     python aarch64_smoke.py check FILE --pkg DIR   # on aarch64 (qemu): cdrop from DIR/cdrop
 
 ``expect`` computes every case below with tests/reference.py (the pure-NumPy oracle of
-docs/rng.md) on the x86 host, and, when an x86 cdrop is importable there, with it too, and
-stops if the two disagree.  ``check`` imports the aarch64 build, checks that it runs the
-portable path on an aarch64 machine, recomputes every case with cdrop and compares sha256
-digests of the results (dtype, shape and every byte): one differing bit fails the case.
-It then proves on one result with a flipped bit that the comparison can see a difference.
+docs/rng.md) on the x86 host and, when an x86 cdrop is importable there, with it too (a
+disagreement fails).  ``check`` imports the aarch64 build, checks that it runs the portable
+path on an aarch64 machine, recomputes every case with cdrop on the portable and on the
+scalar path, and compares sha256 digests of the results (dtype, shape and every byte): one
+differing bit fails the case.  It then proves on one result with a flipped bit that the
+comparison can see a difference.
 
 The inputs are made from integers, never from libm, so that both machines start from the
-same bits.  Exit status: 0 all equal, 1 a case or a configuration
-check failed, 2 a usage error.
+same bits.  Exit status: 0 all equal, 1 a case or a configuration check failed, 2 a usage
+error.
 """
 import argparse
 import hashlib
@@ -138,11 +139,18 @@ def cases():
     add("drop_path f32 p=0.5",
         lambda cd: cd.drop_path(_data(v, np.float32), 0.5, seed=16),
         lambda rf: rf.drop_path_ref(_data(v, np.float32), 0.5, 16))
-    add("dropout_add f32 p=0.3 bias",
-        lambda cd: cd.dropout_add(_data(v, np.float32), _data(v, np.float32, 1), 0.3, seed=17,
-                                  bias=np.float32(0.25)),
-        lambda rf: rf.dropout_add_ref(_data(v, np.float32), _data(v, np.float32, 1), 0.3, 17,
-                                      0, np.float32(0.25)))
+    # big (the fused block loops) and small, at an offset (the scalar head and tail code)
+    for dt, w, off in ((np.float32, v, 0), (np.float64, v, 0), (np.float32, (7, 9), 3),
+                       (np.float64, (7, 9), 3)):
+        name = np.dtype(dt).name
+        add(f"dropout_add {name} {w} p=0.4 offset={off} bias",
+            lambda cd, dt=dt, w=w, off=off: cd.dropout_add(
+                _data(w, dt), _data(w, dt, 1), 0.4, seed=17, offset=off, bias=_data(w[-1], dt, 2)),
+            lambda rf, dt=dt, w=w, off=off: rf.dropout_add_ref(
+                _data(w, dt), _data(w, dt, 1), 0.4, 17, off, _data(w[-1], dt, 2)))
+    add("alpha_dropout f64 (7, 9) p=0.3 offset=3",
+        lambda cd: cd.alpha_dropout(_data((7, 9), np.float64), 0.3, seed=18, offset=3),
+        lambda rf: rf.alpha_ref(_data((7, 9), np.float64), 0.3, 18, 3))
     return c
 
 
@@ -203,11 +211,17 @@ def check(path, pkg):
     todo = cases()
     if set(todo) != set(exp["cases"]):
         fails.append("the expected file is for other cases: rerun `expect`")
+    # every case on the portable path (what auto picks) and on the scalar reference path
     results = {}
-    for name, (run, _ref) in todo.items():
-        results[name] = run(cdrop)
-        if digest(results[name]) != exp["cases"].get(name):
-            fails.append(f"differs from x86: {name}")
+    for path in ("portable", "scalar"):
+        if cdrop._kernels.set_path(path) != path:
+            fails.append(f"cannot select the {path} path")
+            continue
+        for name, (run, _ref) in todo.items():
+            results[name] = run(cdrop)
+            if digest(results[name]) != exp["cases"].get(name):
+                fails.append(f"differs from x86 on the {path} path: {name}")
+    cdrop._kernels.set_path("auto")
     # the comparison itself: one flipped bit in one result must show
     name = next(iter(todo))
     flipped = np.array(results[name], copy=True)
@@ -216,8 +230,9 @@ def check(path, pkg):
         fails.append("self-test: a result with one bit flipped was not seen as different")
     for f in fails:
         print(f"aarch64_smoke: FAIL {f}", file=sys.stderr)
-    print(f"aarch64_smoke: {len(todo)} cases against digests made on {exp['machine']} by "
-          f"{exp['by']}: {'all equal' if not fails else f'{len(fails)} failure(s)'}")
+    print(f"aarch64_smoke: {len(todo)} cases x 2 paths against digests made on "
+          f"{exp['machine']} by {exp['by']}: "
+          f"{'all equal' if not fails else f'{len(fails)} failure(s)'}")
     return 1 if fails else 0
 
 

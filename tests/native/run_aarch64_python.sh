@@ -100,7 +100,7 @@ Dir::Log "$apt/log";
 EOF
     export APT_CONFIG="$apt/apt.conf"
     apt-get -q update >"$apt/update.log" 2>&1 && ! grep -q '^[WE]:' "$apt/update.log" \
-        || { tail -n 5 "$apt/update.log" >&2; skip "apt-get update of $mirror ($suite, arm64) failed"; }
+        || { tail -n 5 "$apt/update.log" >&2; skip "apt-get update of $mirror ($suite) failed"; }
     # the headers alone (libpython3.X-dev), without the libc6-dev & co. it depends on: the
     # cross compiler brings its own libc headers
     # libstdc++6: for ml_dtypes' extension (step 5)
@@ -108,7 +108,7 @@ EOF
         && minimal=$(cd "$apt/archives" && ls python3.*-minimal_*.deb) \
         && (cd "$apt/archives" && apt-get -q download "lib${minimal%%-minimal_*}-dev"); } \
         >"$apt/install.log" 2>&1 \
-        || { tail -n 5 "$apt/install.log" >&2; skip "apt-get could not download the arm64 packages"; }
+        || { tail -n 5 "$apt/install.log" >&2; skip "apt-get could not download the packages"; }
     unset APT_CONFIG
     n=0
     for deb in "$apt"/archives/*.deb; do
@@ -130,7 +130,8 @@ EOF
         /*) ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$sys$target")" "$link" ;;
         esac
     done
-    du -sh "$apt/archives" | { read -r size _; say "sysroot: $n arm64 packages ($size) from $mirror $suite"; }
+    size=$(du -sh "$apt/archives" | cut -f 1)
+    say "sysroot: $n arm64 packages ($size) from $mirror $suite"
     rm -rf "$apt/archives"  # the unpacked sysroot is the cache
     touch "$sys/.complete"
 fi
@@ -147,7 +148,8 @@ inc=$(guest -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 t1=$(now)
 
 # ---- the host Python: NumPy for the oracle, Cython for the C
-if ! "$py" -c 'import numpy, Cython, sys; sys.exit(Cython.__version__ < "3.1")' 2>/dev/null; then
+if ! "$py" -c 'import numpy, Cython, sys
+sys.exit(tuple(map(int, Cython.__version__.split(".")[:2])) < (3, 1))' 2>/dev/null; then
     if [ ! -x "$out/host/bin/python" ]; then
         say "$py lacks NumPy or Cython >= 3.1: making $out/host with them from PyPI"
         "$py" -m venv "$out/host"
@@ -215,7 +217,7 @@ if [ "$tests" != none ]; then
         if pipt pytest && pipt --no-deps "ml_dtypes>=0.4"; then
             touch "$lib/.complete"
         else
-            say "pip could not fetch pytest and ml_dtypes for aarch64: the test-suite step is SKIPPED"
+            say "pip could not fetch pytest and ml_dtypes for aarch64: step 5 is SKIPPED"
         fi
     fi
     if [ -e "$lib/.complete" ]; then
