@@ -18,6 +18,9 @@
 #ifndef CDROP_OP_FINAL
 #define CDROP_OP_FINAL 0
 #endif
+#ifndef CDROP_ISA_EXACT /* the threshold takes the loop without ties (see cdrop_loop) */
+#define CDROP_ISA_EXACT(thr) (((thr) & 0xFFFFFFu) == 0)
+#endif
 #define CDROP_K(name) CDROP_CAT3(name, _, CDROP_OP)
 
 /* Settle record k of `t` (a block whose first whole step is local index `base`): each tie
@@ -88,7 +91,7 @@ static CDROP_NOINLINE int CDROP_K(cdrop_steps)(isa_lanes *v, const cdrop_args *a
                                                int64_t nsteps, cdrop_ties *ties,
                                                const cdrop_ties *prev, int nprev, int64_t prev_base)
 {
-    if ((a->thr & 0xFFFFFFu) == 0)
+    if (CDROP_ISA_EXACT(a->thr))
         return CDROP_K(cdrop_loop)(v, a, i0, nsteps, ties, prev, nprev, prev_base, 1);
     return CDROP_K(cdrop_loop)(v, a, i0, nsteps, ties, prev, nprev, prev_base, 0);
 }
