@@ -240,21 +240,29 @@ CDROP_VI void isa_store_f32(float *p, cdrop_f32x4 x) { CDROP_VEC_STORE(p, x); }
  * (Intel's 0, 1 and 5), which bound the loop in cache, while the table's load does not, and
  * its index is scalar work on the other ports.  NEON keeps the widening (zip1/zip2). */
 #if defined(__SSE2__)
-static const uint32_t cdrop_keep32_table[16][4] __attribute__((aligned(16))) = {
-#define CDROP_K4(d) {(d) & 1 ? 0u : ~0u, (d) & 2 ? 0u : ~0u, (d) & 4 ? 0u : ~0u, (d) & 8 ? 0u : ~0u}
-    CDROP_K4(0),  CDROP_K4(1),  CDROP_K4(2),  CDROP_K4(3),  CDROP_K4(4),  CDROP_K4(5),
-    CDROP_K4(6),  CDROP_K4(7),  CDROP_K4(8),  CDROP_K4(9),  CDROP_K4(10), CDROP_K4(11),
-    CDROP_K4(12), CDROP_K4(13), CDROP_K4(14), CDROP_K4(15),
-#undef CDROP_K4
-};
+/* Entry d: the keep masks of 8 elements (two vectors) whose drop bits are d; 8 KiB. */
+#define CDROP_K1(d, j) ((d) >> (j) & 1 ? 0u : ~0u)
+#define CDROP_K8(d)                                                                                \
+    {CDROP_K1(d, 0), CDROP_K1(d, 1), CDROP_K1(d, 2), CDROP_K1(d, 3),                               \
+     CDROP_K1(d, 4), CDROP_K1(d, 5), CDROP_K1(d, 6), CDROP_K1(d, 7)}
+#define CDROP_K8x4(d) CDROP_K8(d), CDROP_K8((d) + 1), CDROP_K8((d) + 2), CDROP_K8((d) + 3)
+#define CDROP_K8x16(d) CDROP_K8x4(d), CDROP_K8x4((d) + 4), CDROP_K8x4((d) + 8), CDROP_K8x4((d) + 12)
+#define CDROP_K8x64(d)                                                                             \
+    CDROP_K8x16(d), CDROP_K8x16((d) + 16), CDROP_K8x16((d) + 32), CDROP_K8x16((d) + 48)
+static const uint32_t cdrop_keep32_table[256][8] __attribute__((aligned(32))) = {
+    CDROP_K8x64(0), CDROP_K8x64(64), CDROP_K8x64(128), CDROP_K8x64(192)};
+#undef CDROP_K1
+#undef CDROP_K8
+#undef CDROP_K8x4
+#undef CDROP_K8x16
+#undef CDROP_K8x64
 CDROP_VI cdrop_i32x4 cdrop_keep32(isa_mask m, int q)
 {
-    /* bits 4k .. 4k + 3 of the 16 drop bits of m.drop[q >> 2], k = q & 3, times 16: a byte
-     * offset into the table (an index scale of 16 does not exist) */
-    const uint32_t w = (uint32_t)_mm_movemask_epi8((__m128i)m.drop[q >> 2]) << 4;
-    const uint32_t off = (w >> (4 * (q & 3))) & 0xF0u;
+    /* byte (q >> 1) & 1 of the 16 drop bits of m.drop[q >> 2] picks the entry, q & 1 its half */
+    const uint32_t w = (uint32_t)_mm_movemask_epi8((__m128i)m.drop[q >> 2]);
+    const uint32_t d = (w >> (8 * ((q >> 1) & 1))) & 0xFFu;
     cdrop_i32x4 k;
-    memcpy(&k, (const char *)cdrop_keep32_table + off, sizeof k);
+    memcpy(&k, &cdrop_keep32_table[d][4 * (q & 1)], sizeof k);
     return k;
 }
 #else
