@@ -259,8 +259,8 @@ static const uint32_t cdrop_keep32_table[256][8] __attribute__((aligned(32))) = 
 CDROP_VI cdrop_i32x4 cdrop_keep32(isa_mask m, int q)
 {
     /* byte (q >> 1) & 1 of the 16 drop bits of m.drop[q >> 2] picks the entry, q & 1 its half */
-    const uint32_t w = (uint32_t)_mm_movemask_epi8((__m128i)m.drop[q >> 2]);
-    const uint32_t d = (w >> (8 * ((q >> 1) & 1))) & 0xFFu;
+    const size_t w = (uint32_t)_mm_movemask_epi8((__m128i)m.drop[q >> 2]);
+    const size_t d = (w >> (8 * ((q >> 1) & 1))) & 0xFFu;
     cdrop_i32x4 k;
     memcpy(&k, &cdrop_keep32_table[d][4 * (q & 1)], sizeof k);
     return k;
