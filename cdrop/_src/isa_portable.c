@@ -235,10 +235,11 @@ CDROP_VI cdrop_f32x4 isa_load_f32(const float *p) { return CDROP_VEC_LOAD(cdrop_
 CDROP_VI void isa_store_f32(float *p, cdrop_f32x4 x) { CDROP_VEC_STORE(p, x); }
 
 /* The keep masks of elements 4q .. 4q + 3 as 32-bit lanes (q = 0 .. 15).  On x86 from a table
- * indexed by their 4 drop bits (pmovmskb, once for 16 elements), not by widening the drop
+ * indexed by a byte of drop bits (pmovmskb, once for 16 elements), not by widening the drop
  * bytes: the unpacks ran on the same 3 vector ports as the xoshiro step and the multiplies
- * (Intel's 0, 1 and 5), which bound the loop in cache, while the table's load does not, and
- * its index is scalar work on the other ports.  NEON keeps the widening (zip1/zip2). */
+ * (Intel's 0, 1 and 5), which bound the loop in cache, while the table's load folds into the
+ * AND and the index is scalar work (docs/performance.md).  NEON keeps the widening (zip1/zip2:
+ * its loop is not measured here). */
 #if defined(__SSE2__)
 /* Entry d: the keep masks of 8 elements (two vectors) whose drop bits are d; 8 KiB. */
 #define CDROP_K1(d, j) ((d) >> (j) & 1 ? 0u : ~0u)

@@ -13,7 +13,10 @@
  *   isa_step_out(&v, out)          one step into out[16] (partial steps);
  *   isa_top, isa_top_of(thr)       the threshold's top byte, broadcast;
  *   isa_next(&v, top, exact, &tw)  one step's mask: kept (exact) or kept-or-tie, and the ties in
- *                                  tw (only when !exact; a constant after inlining).
+ *                                  tw (only when !exact; a constant after inlining);
+ *   CDROP_ISA_EXACT(thr)           (optional) whether thr takes the exact loop: by default when
+ *                                  its low 24 bits are 0; an instruction set may send some of
+ *                                  those to the loop with ties, which is exact for every thr.
  */
 #ifndef CDROP_OP_FINAL
 #define CDROP_OP_FINAL 0
