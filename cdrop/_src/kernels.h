@@ -100,19 +100,36 @@ typedef struct {
     int ndim;     /* STRIDED, BANDS: the merged layout (no length-1 axes) */
     int64_t shape[CDROP_MAX_DIMS], sstr[CDROP_MAX_DIMS], dstr[CDROP_MAX_DIMS]; /* bytes */
     uint64_t gstr[CDROP_MAX_DIMS]; /* BLOCK: counter strides (elements); gstr[ndim - 1] == 1 */
-    cdrop_vrun_fn drop_run;        /* BLOCK: the table's vrun[CDROP_VOP_DROP][dtype], or NULL */
+    cdrop_vrun_fn drop_run; /* STRIDED, BANDS, BLOCK: the table's vrun[CDROP_VOP_DROP][dtype], or
+                               NULL (the scalar consumers: slow, for a keep mask's U8 op) */
 } cdrop_job;
 
 /* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both
  * arrays, else STRIDED (CONTIG is decided by the caller). */
 int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr);
 
+/* The item size of a STRIDED/BANDS/BLOCK job's op. */
+static inline int64_t cdrop_op_bytes(int op)
+{
+    switch (op) {
+    case CDROP_OP_F64:
+        return 8;
+    case CDROP_OP_F16:
+    case CDROP_OP_BF16:
+        return 2;
+    case CDROP_OP_U8:
+        return 1;
+    default:
+        return 4;
+    }
+}
+
 /* Elements [0, n) of a run of a strided or block walk (walk_layout.c): read from ps, written
  * to pd (byte strides is, id), element r kept if keep[r * ks]; job->op says the dtype, and
  * CDROP_OP_U8 copies the keep flags themselves into pd (a block's keep mask, ps unused). */
 void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
                      const uint8_t *keep, int64_t ks, int64_t n);
-/* The same with contiguous keep flags (ks = 1): vectorised loops for contiguous runs. */
+/* The same with contiguous keep flags (ks = 1), through job->drop_run where it is set. */
 void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
                       const uint8_t *keep, int64_t n);
 

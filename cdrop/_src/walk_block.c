@@ -102,21 +102,6 @@ static int64_t cdrop_block_take(const cdrop_bpos *s, int64_t c, int64_t c1, uint
     return (uint64_t)(c1 - c) < room ? c1 - c : (int64_t)room;
 }
 
-static int64_t cdrop_op_bytes(int op)
-{
-    switch (op) {
-    case CDROP_OP_F64:
-        return 8;
-    case CDROP_OP_F16:
-    case CDROP_OP_BF16:
-        return 2;
-    case CDROP_OP_U8:
-        return 1;
-    default:
-        return 4;
-    }
-}
-
 /* A run of segments that follow each other in memory, not applied yet; `keep` points into
  * the window (one segment) or to the gathered copy (several). */
 typedef struct {
@@ -131,14 +116,7 @@ static void cdrop_pending_flush(const cdrop_job *job, cdrop_pending *run)
     const int64_t is = job->sstr[job->ndim - 1], id = job->dstr[job->ndim - 1];
     if (run->n == 0)
         return;
-    if (job->drop_run) { /* the instruction set's own select-and-scale */
-        const cdrop_vconst c = {job->args.scale, 0.0, 0.0};
-        const cdrop_run_ptrs p = {
-            run->ps, run->ps, run->ps, (const char *)run->keep, run->pd, is, is, is, 1, id};
-        job->drop_run(&c, &p, run->n);
-    } else {
-        cdrop_apply_keep(job, run->ps, is, run->pd, id, run->keep, run->n);
-    }
+    cdrop_apply_keep(job, run->ps, is, run->pd, id, run->keep, run->n);
     run->n = 0;
 }
 

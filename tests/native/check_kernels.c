@@ -590,6 +590,7 @@ static void layout_case(const cdrop_kernel_table *t, const point *q0, int dt, in
     job.keep = t->op[CDROP_OP_U8];
     job.fn = t->op[OPS[dt]];
     job.op = OPS[dt];
+    job.drop_run = t->vrun[CDROP_VOP_DROP][dt]; /* as cdrop._kernels.apply sets it */
     job.n = n;
     job.gran = 1;
     job.ndim = nd;
