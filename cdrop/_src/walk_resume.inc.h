@@ -4,7 +4,8 @@
  * a saved cursor when it is positioned at lo's step, and saving the cursor positioned at hi's
  * step on return.  The tile walk's tall tiles (walk_layout.c) make each row segment of a tile
  * from its row's cursor: a seek per segment (seed a block, skip up to 255 steps) cost more than
- * the segment itself.  Included by each isa_*.c after ops.inc.h (it uses the u8 kernel's
+ * the segment itself.  A cursor behind lo's step in lo's block is advanced to it: a row
+ * can start from the previous row's cursor, which skips fewer steps than a seek.  Included by each isa_*.c after ops.inc.h (it uses the u8 kernel's
  * cdrop_steps_u8 and cdrop_partial_u8), after
  *   #define CDROP_RESUME_FN <name>   the function's external name (kernels.c's table)
  *   #define isa_cursor_bytes <n>     (optional) the bytes of isa_lanes that hold the lanes'
@@ -35,9 +36,16 @@ void CDROP_RESUME_FN(const cdrop_args *a, int64_t lo, int64_t hi, uint8_t *lanes
         isa_lanes v;
         const uint64_t g = a->g0 + (uint64_t)i;
         const int64_t end = i + cdrop_in_block(g, hi - i);
+        const uint64_t gs = g & ~(uint64_t)(CDROP_GROUP - 1); /* g's step */
         int k0;
-        if (*next == (g & ~(uint64_t)(CDROP_GROUP - 1))) {
+        if (*next != CDROP_NO_STEP && *next <= gs &&
+            *next >> CDROP_BLOCK_BITS == g >> CDROP_BLOCK_BITS) {
+            /* at g's step, or behind it in its block: skip the steps between (the tall walk
+             * starts a row from the previous row's cursor) */
+            uint32_t out[CDROP_LANES];
             memcpy(&v, lanes, isa_cursor_bytes);
+            for (uint64_t q = *next; q < gs; q += CDROP_GROUP)
+                isa_step_out(&v, out);
             k0 = (int)(g % CDROP_GROUP);
         } else {
             k0 = (int)(isa_seek(&v, a->key, g) % CDROP_GROUP);
