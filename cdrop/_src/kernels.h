@@ -13,7 +13,8 @@
  * instantiated once per (instruction set, operation) so that the consumer is inlined into the
  * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
  * Arrays that are not contiguous go through walk_layout.c (strided and band walks), which takes
- * keep bytes from the table's CDROP_OP_U8 kernel, piece by piece, into caller-provided scratch.
+ * keep bytes from the table's CDROP_OP_U8 kernel (or its resumable twin, walk_resume.inc.h, for
+ * tall tiles), piece by piece, into caller-provided scratch.
  * The dropout family (variant.h) adds fused consumers (consumer_family.inc.h) and a walk of its
  * own (walk_variant.c) whose run functions each instruction set compiles (variant_runs.inc.h).
  */

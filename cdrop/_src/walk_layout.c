@@ -121,8 +121,10 @@ _Static_assert(CDROP_TABLE_MAX * 4 <= CDROP_TILE_BYTES / 8, "the table fits the 
  * row's cursor (job->resume), which the previous tile of the band left at the segment's first
  * step: a seek per segment would skip up to 255 steps to make a few.  A piece is a band of nr
  * rows by CDROP_TALL_PIECE columns or more (whole tiles), walked left to right by one thread,
- * whose first tile seeks each row; its cursors stay in the piece's scratch, after the keep
- * bytes (index order, at most CDROP_TALL_PERM bytes with the padded pitch) and the permuted ones.
+ * whose first tile chains its rows' cursors (cdrop_tall_make).  The scratch holds the keep bytes
+ * in index order (at most CDROP_TALL_PERM bytes with the padded pitch), the permuted ones (at
+ * most CDROP_TALL_KEEP / 8 * 9: cw * (nr + 64) when nr is 512 or 1024), the cursors' lanes and
+ * their steps.
  */
 #define CDROP_TALL_RUN 4096
 #define CDROP_TALL_ROWS 1024 /* at most: the cursors take CDROP_CURSOR_BYTES each */
