@@ -700,46 +700,62 @@ def kernel_paths():
     return paths
 
 
+def path_floor(path):
+    """The key of `path`'s own floor in a block of measure_paths."""
+    return f"{FLOOR} [{path}]"
+
+
+def path_ratio(block, path):
+    """`path`'s time over the floor measured in the same interleaved run (a block of
+    measure_paths; blocks without per-path floors fall back to FLOOR)."""
+    floor = block[path_floor(path)] if path_floor(path) in block else block[FLOOR]
+    return block[path]["median_s"] / floor["median_s"]
+
+
 def measure_paths(n, p, rounds, paths):
-    """cdrop in place, float32, 1 thread, on every kernel path of `paths`, and the floor: one
-    interleaved run; each timing's untimed setup selects its path (so the priming call runs on
-    that path too) and then restores the array.  In that order: set_path runs CPUID, a VM exit
-    of ~40 us here, which left the timed AVX2 call after it 1.42x the floor at 256Ki instead of
-    1.25x (wip-avx2b, 61 rounds).  The path in use before is restored afterwards, whatever
-    happens."""
+    """cdrop in place, float32, 1 thread, on every kernel path of `paths`: one interleaved run
+    per path against its own floor, block[path] and block[path_floor(path)].  The path is
+    selected once, before its run (as CDROP_KERNEL= selects it for a process), and every
+    timing's untimed setup restores the array.  Not selected per timing: set_path runs CPUID, a
+    VM exit here, and switching the path between timings moved both sides (at 262,144, AVX2
+    1.42-1.44x a floor of 26.2 us when the floor's setup selected avx512, 1.32-1.33x one of
+    29.7 us when it selected avx2; 1.27-1.30x with the path set once, and 1.29-1.35x with NumPy
+    itself limited to AVX2, NPY_DISABLE_CPU_FEATURES=X86_V4, as on an AVX2-only CPU).  The path
+    in use before is restored afterwards, whatever happens."""
     from cdrop import _kernels
 
     pristine = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
     x = pristine.copy()
+    restore = partial(np.copyto, x, pristine)
     before = _kernels.get_path()
-
-    def setup(path):
-        _kernels.set_path(path)
-        np.copyto(x, pristine)
-
-    cases = [(path, cdrop_inplace(x, p, 1), partial(setup, path)) for path in paths]
-    cases.append((FLOOR, floor_scale(x, p, 1), partial(setup, before)))
+    block = {}
     try:
-        return _interleaved(cases, rounds)
+        for path in paths:
+            _kernels.set_path(path)
+            got = _interleaved([(path, cdrop_inplace(x, p, 1), restore),
+                                (FLOOR, floor_scale(x, p, 1), restore)], rounds, warmup=2)
+            block[path], block[path_floor(path)] = got[path], got[FLOOR]
     finally:
         _kernels.set_path(before)
+    return block
 
 
 def paths_table(path_results, paths):
     lines = ["## Kernel paths (issue 12, items 1 and 6)", "",
              "cdrop in place, float32, 1 thread, the path forced with `cdrop._kernels.set_path` "
-             "(as `CDROP_KERNEL=` does); time over the floor `np.multiply(x, c, out=x)` of the "
-             "same run.", "",
+             "(as `CDROP_KERNEL=` does) once before its own interleaved run; time over the floor "
+             "`np.multiply(x, c, out=x)` of that run (the floor column: the first path's run); "
+             "portable / avx2 is the ratio of the two paths' ratios.", "",
              "| elements | p | floor | " + " | ".join(paths)
              + (" | portable / avx2" if {"portable", "avx2"} <= set(paths) else "") + " |",
              "| ---: | ---: | ---: |" + " ---: |" * (len(paths) + ({"portable", "avx2"}
                                                                   <= set(paths)))]
     for (n, p), block in path_results.items():
-        f = block[FLOOR]["median_s"]
-        cells = [f"{fmt_time(block[k]['median_s'])} ({fmt_ratio(block[k]['median_s'] / f)})"
+        f = block[path_floor(paths[0]) if path_floor(paths[0]) in block else FLOOR]["median_s"]
+        cells = [f"{fmt_time(block[k]['median_s'])} ({fmt_ratio(path_ratio(block, k))})"
                  for k in paths]
         if {"portable", "avx2"} <= set(paths):
-            cells.append(fmt_ratio(block["portable"]["median_s"] / block["avx2"]["median_s"]))
+            cells.append(fmt_ratio(path_ratio(block, "portable") / path_ratio(block, "avx2")))
         lines.append(f"| {n:,} | {p:g} | {fmt_time(f)} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -753,7 +769,7 @@ def paths_targets(path_results):
         if "avx2" not in block:
             rows.append((desc, "not measured", "n/a"))
         else:
-            r = block["avx2"]["median_s"] / block[FLOOR]["median_s"]
+            r = path_ratio(block, "avx2")
             rows.append((desc, f"{r:.2f}x", "PASS" if r <= goal else "MISS"))
     for n in (262_144, 4_194_304):
         for p in PATH_P:
@@ -762,7 +778,7 @@ def paths_targets(path_results):
             if "avx2" not in block or "portable" not in block:
                 rows.append((desc, "not measured", "n/a"))
                 continue
-            r = block["portable"]["median_s"] / block["avx2"]["median_s"]
+            r = path_ratio(block, "portable") / path_ratio(block, "avx2")
             rows.append((desc, f"{r:.2f}x", "PASS" if r <= 1.5 else "MISS"))
     return rows
 
@@ -894,7 +910,7 @@ def readme_table(p_results, path_results, cold, layout_results, paths):
 
     def path_cell(path, p, n):
         block = path_results.get((n, p), {})
-        return block[path]["median_s"] / block[FLOOR]["median_s"] if path in block else None
+        return path_ratio(block, path) if path in block else None
 
     def worst_p(n):
         block = p_results.get((n, 1))

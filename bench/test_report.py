@@ -222,6 +222,13 @@ def test_paths_targets_avx2_against_the_floor_and_portable_against_avx2():
     lines = report.paths_table(path_results, ["avx512", "avx2", "portable"])
     assert "portable / avx2" in lines[4] and lines[-2].endswith("| 1.42x |")
     assert all(status == "n/a" for _, _, status in report.paths_targets({}))
+    # each path against the floor of its own run, when the block has one
+    for block in path_results.values():
+        block[report.path_floor("avx2")] = {"median_s": 1.0}
+        block[report.path_floor("portable")] = {"median_s": 1.7 / 1.5}
+    assert row("avx2 path, p = 0.5 in place, 262,144") == ("1.20x", "PASS")
+    rows = report.paths_targets(path_results)
+    assert row("portable path, p = 0.1 in place, 262,144") == ("1.25x", "PASS")
 
 
 def test_kernel_paths_lists_distinct_paths_and_leaves_the_path_in_use():
@@ -248,7 +255,8 @@ def test_measure_paths_restores_the_path_in_use_even_when_a_call_fails(monkeypat
     assert _kernels.get_path() == before
     monkeypatch.undo()
     block = report.measure_paths(4_096, 0.1, 1, ["portable"])
-    assert set(block) == {"portable", report.FLOOR} and _kernels.get_path() == before
+    assert set(block) == {"portable", report.path_floor("portable")}
+    assert _kernels.get_path() == before
 
 
 @pytest.mark.parametrize("kind, side, shape, contiguous", [

@@ -115,3 +115,30 @@ def test_c_sources_build_without_gnu_extensions_and_give_the_same_bits(tmp_path)
                          text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 paths (scalar)" in run.stdout, run.stdout
+
+
+# ---- the exact loop's threshold edges on every path ---------------------------------------
+# The exact loop (thresholds whose low 24 bits are 0) tests byte >= top; the portable path does
+# it as byte > top - 1, which does not exist for thr = 0 (top = -128): that threshold must take
+# the loop with ties.  thr = 2**24 is the smallest top there, 0xFF000000 the largest.
+@pytest.mark.parametrize("p, thr", [(1 - 1e-12, 0), (1 - 2.0**-8, 2**24), (2.0**-8, 0xFF000000),
+                                    (0.5, 2**31)])
+def test_exact_threshold_edges_give_the_reference_bits_on_every_path(kernel_path, p, thr):
+    import numpy as np
+
+    import cdrop
+    import reference
+    from helpers import assert_bits_equal
+
+    assert reference.threshold(p) == thr
+    offset = 5  # a partial head step, whole steps, a partial tail, over 3 blocks
+    x = np.arange(1, 40001, dtype=np.float32)
+    assert_bits_equal(cdrop.dropout(x, p, seed=12, offset=offset),
+                      reference.dropout_ref(x, p, 12, offset))
+    y = x.copy()
+    cdrop.dropout(y, p, seed=12, offset=offset, out=y)
+    assert_bits_equal(y, reference.dropout_ref(x, p, 12, offset))
+    assert np.array_equal(cdrop.dropout_mask(40000, p, seed=12, offset=offset),
+                          reference.keep_mask(40000, p, 12, offset))
+    assert np.array_equal(cdrop.dropout_mask(40000, p, seed=12, offset=offset, packed=True),
+                          reference.packed_mask(40000, p, 12, offset))

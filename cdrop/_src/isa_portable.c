@@ -65,7 +65,16 @@ typedef struct {
 typedef struct {
     cdrop_i8x16 drop[4]; /* 0xFF in the bytes of elements 0-15, ..., 48-63 that are dropped */
 } isa_mask;
-typedef cdrop_i8x16 isa_top;
+/* The threshold's top byte, and one less for the exact loop's compare (isa_next). */
+typedef struct {
+    cdrop_i8x16 top, below;
+} isa_top;
+/* The exact loop's keep test, byte < top, is a drop test byte >= top, which SSE2 and NEON have
+ * only as byte > top - 1 (or a compare, a NOT and a copy of the threshold on SSE2).  top - 1
+ * does not exist for top = -128, that is thr = 0 (p within 2**-33 of 1): that threshold takes
+ * the loop with ties, which is exact for every threshold (each tie there drops: its hash bits
+ * are never below 0). */
+#define CDROP_ISA_EXACT(thr) (((thr) & 0xFFFFFFu) == 0 && (thr) != 0)
 
 /* 32-bit lane primitives of the xoshiro step: four lanes */
 typedef cdrop_u32x4 isa_u32v;
@@ -131,7 +140,8 @@ CDROP_VI void isa_step_out(isa_lanes *v, uint32_t out[CDROP_LANES])
 
 CDROP_VI isa_top isa_top_of(uint32_t thr)
 {
-    return (cdrop_i8x16){0} + (int8_t)(uint8_t)((thr >> 24) ^ 0x80u);
+    const uint8_t t = (uint8_t)((thr >> 24) ^ 0x80u);
+    return (isa_top){(cdrop_i8x16){0} + (int8_t)t, (cdrop_i8x16){0} + (int8_t)(uint8_t)(t - 1)};
 }
 
 /* Bit k of the result: the top bit of byte k of the 64 bytes of v[0..3] (SSE2's pmovmskb). */
@@ -172,16 +182,16 @@ CDROP_VI isa_mask isa_next(isa_lanes *v, isa_top top, int exact, uint64_t *tw)
         const cdrop_i8x16 b = (cdrop_i8x16)o[h];
         /* drop masks, as on AVX2: one SSE2 compare on the path with ties (the common p values:
          * 0.1, 0.2, 0.3), a compare and a NOT on the exact one (p = 0.5) */
-        if (exact) /* drop unless byte < top: ties included */
-            m.drop[h] = (cdrop_i8x16)(b >= top);
+        if (exact) /* drop unless byte < top: ties included (top > -128: CDROP_ISA_EXACT) */
+            m.drop[h] = (cdrop_i8x16)(b > top.below);
         else /* drop iff byte > top: ties are kept until settled */
-            m.drop[h] = (cdrop_i8x16)(b > top);
+            m.drop[h] = (cdrop_i8x16)(b > top.top);
     }
     if (!exact) {
         cdrop_i8x16 eq[4];
 #pragma GCC unroll 4
         for (int h = 0; h < 4; h++)
-            eq[h] = (cdrop_i8x16)((cdrop_i8x16)o[h] == top);
+            eq[h] = (cdrop_i8x16)((cdrop_i8x16)o[h] == top.top);
         *tw = cdrop_movemask64(eq);
     }
     return m;
@@ -224,9 +234,45 @@ CDROP_VI cdrop_f32x4 isa_set1_f32(float x) { return (cdrop_f32x4){0} + x; }
 CDROP_VI cdrop_f32x4 isa_load_f32(const float *p) { return CDROP_VEC_LOAD(cdrop_f32x4, p); }
 CDROP_VI void isa_store_f32(float *p, cdrop_f32x4 x) { CDROP_VEC_STORE(p, x); }
 
+/* The keep masks of elements 4q .. 4q + 3 as 32-bit lanes (q = 0 .. 15).  On x86 from a table
+ * indexed by a byte of drop bits (pmovmskb, once for 16 elements), not by widening the drop
+ * bytes: the unpacks ran on the same 3 vector ports as the xoshiro step and the multiplies
+ * (Intel's 0, 1 and 5), which bound the loop in cache, while the table's load folds into the
+ * AND and the index is scalar work (docs/performance.md).  NEON keeps the widening (zip1/zip2:
+ * its loop is not measured here). */
+#if defined(__SSE2__)
+/* Entry d: the keep masks of 8 elements (two vectors) whose drop bits are d; 8 KiB. */
+#define CDROP_K1(d, j) ((d) >> (j) & 1 ? 0u : ~0u)
+#define CDROP_K8(d)                                                                                \
+    {CDROP_K1(d, 0), CDROP_K1(d, 1), CDROP_K1(d, 2), CDROP_K1(d, 3),                               \
+     CDROP_K1(d, 4), CDROP_K1(d, 5), CDROP_K1(d, 6), CDROP_K1(d, 7)}
+#define CDROP_K8x4(d) CDROP_K8(d), CDROP_K8((d) + 1), CDROP_K8((d) + 2), CDROP_K8((d) + 3)
+#define CDROP_K8x16(d) CDROP_K8x4(d), CDROP_K8x4((d) + 4), CDROP_K8x4((d) + 8), CDROP_K8x4((d) + 12)
+#define CDROP_K8x64(d)                                                                             \
+    CDROP_K8x16(d), CDROP_K8x16((d) + 16), CDROP_K8x16((d) + 32), CDROP_K8x16((d) + 48)
+static const uint32_t cdrop_keep32_table[256][8] __attribute__((aligned(32))) = {
+    CDROP_K8x64(0), CDROP_K8x64(64), CDROP_K8x64(128), CDROP_K8x64(192)};
+#undef CDROP_K1
+#undef CDROP_K8
+#undef CDROP_K8x4
+#undef CDROP_K8x16
+#undef CDROP_K8x64
+CDROP_VI cdrop_i32x4 cdrop_keep32(isa_mask m, int q)
+{
+    /* byte (q >> 1) & 1 of the 16 drop bits of m.drop[q >> 2] picks the entry, q & 1 its half */
+    const size_t w = (uint32_t)_mm_movemask_epi8((__m128i)m.drop[q >> 2]);
+    const size_t d = (w >> (8 * ((q >> 1) & 1))) & 0xFFu;
+    cdrop_i32x4 k;
+    memcpy(&k, &cdrop_keep32_table[d][4 * (q & 1)], sizeof k);
+    return k;
+}
+#else
+CDROP_VI cdrop_i32x4 cdrop_keep32(isa_mask m, int q) { return ~cdrop_drop32(m, q); }
+#endif
+
 CDROP_VI cdrop_f32x4 isa_keep_mul_f32(isa_mask m, int q, cdrop_f32x4 x, cdrop_f32x4 sc)
 {
-    return (cdrop_f32x4)((cdrop_i32x4)(x * sc) & ~cdrop_drop32(m, q));
+    return (cdrop_f32x4)((cdrop_i32x4)(x * sc) & cdrop_keep32(m, q));
 }
 
 /* float64: 4 lanes in two registers. */

@@ -13,10 +13,16 @@
  *   isa_step_out(&v, out)          one step into out[16] (partial steps);
  *   isa_top, isa_top_of(thr)       the threshold's top byte, broadcast;
  *   isa_next(&v, top, exact, &tw)  one step's mask: kept (exact) or kept-or-tie, and the ties in
- *                                  tw (only when !exact; a constant after inlining).
+ *                                  tw (only when !exact; a constant after inlining);
+ *   CDROP_ISA_EXACT(thr)           (optional) whether thr takes the exact loop: by default when
+ *                                  its low 24 bits are 0; an instruction set may send some of
+ *                                  those to the loop with ties, which is exact for every thr.
  */
 #ifndef CDROP_OP_FINAL
 #define CDROP_OP_FINAL 0
+#endif
+#ifndef CDROP_ISA_EXACT /* the threshold takes the loop without ties (see cdrop_loop) */
+#define CDROP_ISA_EXACT(thr) (((thr) & 0xFFFFFFu) == 0)
 #endif
 #define CDROP_K(name) CDROP_CAT3(name, _, CDROP_OP)
 
@@ -88,7 +94,7 @@ static CDROP_NOINLINE int CDROP_K(cdrop_steps)(isa_lanes *v, const cdrop_args *a
                                                int64_t nsteps, cdrop_ties *ties,
                                                const cdrop_ties *prev, int nprev, int64_t prev_base)
 {
-    if ((a->thr & 0xFFFFFFu) == 0)
+    if (CDROP_ISA_EXACT(a->thr))
         return CDROP_K(cdrop_loop)(v, a, i0, nsteps, ties, prev, nprev, prev_base, 1);
     return CDROP_K(cdrop_loop)(v, a, i0, nsteps, ties, prev, nprev, prev_base, 0);
 }

@@ -50,10 +50,32 @@ static void cdrop_keep_bytes(const cdrop_job *job, uint8_t *keep, int64_t a, int
     job->keep(&k, 0, m);
 }
 
+static int64_t cdrop_abs64(int64_t x) { return x < 0 ? -x : x; }
+#define CDROP_PREFETCH_MAX (16 * 1024) /* bytes of a run: longer ones the hardware follows */
+static inline void cdrop_prefetch(const char *p, int64_t st, int64_t span, int write);
+#ifndef CDROP_ROWS_AHEAD      /* overridable with -D for measurements (0: no software prefetch) */
+#define CDROP_ROWS_AHEAD 8192 /* bytes of rows between the one applied and the one prefetched */
+#endif
+
+/* Byte offsets (so, dof) of row r (a run along the last axis) of the merged layout. */
+static void cdrop_row_offsets(const cdrop_job *job, int64_t r, int64_t *so, int64_t *dof)
+{
+    *so = *dof = 0;
+    for (int d = job->ndim - 2; d >= 0; d--) {
+        *so += (r % job->shape[d]) * job->sstr[d];
+        *dof += (r % job->shape[d]) * job->dstr[d];
+        r /= job->shape[d];
+    }
+}
+
 /* Logical elements [lo, hi), in pieces that end at block boundaries of the stream (a piece that
  * started inside a block would seed that block again and skip up to 255 steps).  The shape and
  * strides were merged by the caller, so the contiguous kernels take every array that is
- * contiguous after merging and this walk sees only real strides. */
+ * contiguous after merging and this walk sees only real strides.  Rows (runs along the last
+ * axis) of up to CDROP_PREFETCH_MAX bytes that lie far apart, as in
+ * (256, 128, 128).transpose(1, 0, 2), defeat the hardware prefetchers (65% of that case's time
+ * was spent on its loads): the row CDROP_ROWS_AHEAD bytes of rows ahead is prefetched in
+ * software. */
 void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *scratch)
 {
     int64_t idx[CDROP_MAX_DIMS];
@@ -70,12 +92,27 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
         so += idx[d] * sstr[d];
         dof += idx[d] * dstr[d];
     }
+    /* the software prefetch: row `ahead` rows after the current one, while there is one */
+    const int64_t span_s = (inner - 1) * cdrop_abs64(is) + 1,
+                  span_d = (inner - 1) * cdrop_abs64(id) + 1;
+    const int64_t rows = job->n / inner, row_bytes = span_s > span_d ? span_s : span_d;
+    const int fetch =
+        CDROP_ROWS_AHEAD > 0 && last > 0 && row_bytes >= 64 && row_bytes <= CDROP_PREFETCH_MAX;
+    const int64_t ahead = fetch ? (CDROP_ROWS_AHEAD + row_bytes - 1) / row_bytes : 0;
+    int64_t fr = lo / inner + ahead;
     for (int64_t a = lo, m; a < hi; a += m) {
         m = cdrop_in_block(job->args.g0 + (uint64_t)a, hi - a);
         cdrop_keep_bytes(job, scratch, a, m);
         for (int64_t k = 0; k < m;) {
             /* a run along the last axis, then a carry into the outer ones */
             const int64_t run = inner - idx[last] < m - k ? inner - idx[last] : m - k;
+            if (fetch && idx[last] == 0 && fr < rows && fr * inner < hi + ahead * inner) {
+                int64_t fs, fd;
+                cdrop_row_offsets(job, fr++, &fs, &fd);
+                cdrop_prefetch(src + fs, is, span_s, 0);
+                if (dst != src)
+                    cdrop_prefetch(dst + fd, id, span_d, 1);
+            }
             cdrop_apply_keep(job, src + so, is, dst + dof, id, scratch + k, run);
             k += run;
             idx[last] += run;
@@ -142,8 +179,6 @@ typedef struct {
     int64_t gt;         /* tiles along C per piece: 1, or more for tall tiles */
     int tall;           /* tall tiles: keep bytes from the rows' cursors */
 } cdrop_tiles;
-
-static int64_t cdrop_abs64(int64_t x) { return x < 0 ? -x : x; }
 
 static void cdrop_tile_geom(const cdrop_job *job, cdrop_tiles *t)
 {
@@ -451,7 +486,6 @@ static int64_t cdrop_shuffle_slices(uint8_t *out, const uint8_t *keep, const int
 #ifndef CDROP_AHEAD   /* overridable with -D for measurements (0: no software prefetch) */
 #define CDROP_AHEAD 4 /* runs */
 #endif
-#define CDROP_PREFETCH_MAX (16 * 1024) /* bytes of a run: longer ones the hardware follows */
 
 /* Prefetch the cache lines of a run that starts at p with byte stride st and spans `span` bytes
  * (from its lowest to its highest byte). */
