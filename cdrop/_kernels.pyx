@@ -76,9 +76,11 @@ cdef extern from "kernels.h" nogil:
         double c0, c1, c2
     ctypedef void (*cdrop_vrun_fn)(const cdrop_vconst *, const void *, int64_t)
     ctypedef void (*cdrop_normal_fn)(uint64_t, uint64_t, int64_t, float *)
+    ctypedef void (*cdrop_resume_fn)(const cdrop_args *, int64_t, int64_t, uint8_t *, uint64_t *)
     ctypedef struct cdrop_kernel_table:
         int path
         cdrop_kernel_fn op[14]  # CDROP_N_OPS
+        cdrop_resume_fn resume
         cdrop_vrun_fn vrun[6][4]  # [CDROP_N_VOPS][CDROP_N_DT]
         cdrop_normal_fn normals
     ctypedef struct cdrop_vjob:
@@ -105,6 +107,7 @@ cdef extern from "kernels.h" nogil:
     ctypedef struct cdrop_job:
         cdrop_kernel_fn fn
         cdrop_kernel_fn keep
+        cdrop_resume_fn resume
         cdrop_args args
         int64_t n
         int64_t gran
@@ -384,6 +387,7 @@ cdef void _init_args(cdrop_job *job, uint64_t seed, uint64_t offset, double p) n
     job.args.thr = cdrop_threshold(p)
     job.args.scale = 1.0 / (1.0 - p)
     job.gran = 1
+    job.resume = NULL  # the tile walk's tall tiles: apply sets it
 
 
 # --- Buffer checks (issue 9, item 10) ------------------------------------------------------
@@ -487,6 +491,7 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
                 if job.op == CDROP_OP_F32 else CDROP_DT_BF16 if bf16 else CDROP_DT_F16]
             job.fn = _kt.op[job.op]
             job.keep = _kt.op[CDROP_OP_U8]
+            job.resume = _kt.resume
             if job.walk == CDROP_WALK_CONTIG:
                 nbytes = n * sv.itemsize
                 # streaming stores only into memory that the source does not share (float32

@@ -156,6 +156,24 @@ def test_zero_strides_into_a_fortran_output(dt):
     assert_bits_equal(out3, cdrop.dropout(np.ascontiguousarray(src3), P, seed=SEED))
 
 
+# Tall tiles: 2-D arrays whose rows are closer in memory than columns and too wide for tiles of
+# whole rows take tiles of up to 1024 rows by a few hundred columns, each row segment made from
+# its row's saved generator state (a cursor).  (1100, 700): a band of 1024 rows (512 for float64)
+# and a short one; (1030, 529): a last column tile of 17 columns, narrower than a step; odd widths
+# start rows inside steps and cut them across stream block edges; (600, 3000): a band of 600 rows.
+TALL_SHAPES = [(1100, 700), (1030, 529), (2100, 1001), (600, 3000)]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape", TALL_SHAPES, ids=str)
+def test_tall_tiles_give_the_bits_of_the_c_ordered_copy(shape, dt):
+    # offsets: the first row at a block start, 5 elements before a block edge, and far out
+    for offset in (0, 16384 - 5, 2**40 - 3):
+        for view in ("fortran", "transpose_negative_rows", "fortran_negative_columns"):
+            for num_threads, mode in ((1, "out_of_place"), (2, "inplace"), (2, "out_fortran")):
+                _check(VIEWS[view](_data(shape, dt)), dt, offset, num_threads, mode)
+
+
 def test_a_single_band_is_shared_by_two_threads():
     # (16, 2**18) Fortran: one band of rows, which the old band walk gave to one thread.  The
     # result cannot show which thread ran which piece, but it must not depend on the count.
@@ -182,6 +200,7 @@ def test_every_kernel_path_gives_the_same_bits(path, tmp_path):
                 yield np.asfortranarray(x)
                 yield x[::-1].T
                 yield np.asfortranarray(rng.standard_normal((16, 70000)).astype(dt))
+                yield np.asfortranarray(rng.standard_normal((1030, 1001)).astype(dt))
                 yield rng.standard_normal((20000, 8, 2)).astype(dt).transpose(0, 2, 1)
                 yield rng.standard_normal((70, 33, 9)).astype(dt).transpose(2, 1, 0)
 

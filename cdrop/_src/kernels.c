@@ -10,7 +10,9 @@
 #define CDROP_ISA_EXTERNS(isa)                                                                     \
     extern const cdrop_kernel_fn cdrop_ops_##isa[CDROP_N_OPS];                                     \
     extern const cdrop_vrun_fn cdrop_vruns_##isa[CDROP_N_VOPS][CDROP_N_DT];                        \
-    void cdrop_normals_##isa(uint64_t key, uint64_t g0, int64_t n, float *z);
+    void cdrop_normals_##isa(uint64_t key, uint64_t g0, int64_t n, float *z);                      \
+    void cdrop_resume_##isa(const cdrop_args *a, int64_t lo, int64_t hi, uint8_t *lanes,           \
+                            uint64_t *next);
 CDROP_ISA_EXTERNS(scalar)
 #if CDROP_HAVE_VECTOR_EXT
 CDROP_ISA_EXTERNS(portable)
@@ -22,7 +24,7 @@ CDROP_ISA_EXTERNS(avx512)
 
 static cdrop_kernel_table cdrop_table(int path, const cdrop_kernel_fn *ops,
                                       const cdrop_vrun_fn (*vruns)[CDROP_N_DT],
-                                      cdrop_normal_fn normals)
+                                      cdrop_normal_fn normals, cdrop_resume_fn resume)
 {
     cdrop_kernel_table t;
     t.path = path;
@@ -30,6 +32,7 @@ static cdrop_kernel_table cdrop_table(int path, const cdrop_kernel_fn *ops,
         t.op[k] = ops[k];
     memcpy(t.vrun, vruns, sizeof t.vrun);
     t.normals = normals;
+    t.resume = resume;
     return t;
 }
 
@@ -38,18 +41,19 @@ cdrop_kernel_table cdrop_kernels_for(int path)
 #if CDROP_HAVE_X86_SIMD
     if (path == CDROP_PATH_AVX512 && cdrop_cpu_has_avx512())
         return cdrop_table(CDROP_PATH_AVX512, cdrop_ops_avx512, cdrop_vruns_avx512,
-                           cdrop_normals_avx512);
+                           cdrop_normals_avx512, cdrop_resume_avx512);
     if (path >= CDROP_PATH_AVX2 && cdrop_cpu_has_avx2())
-        return cdrop_table(CDROP_PATH_AVX2, cdrop_ops_avx2, cdrop_vruns_avx2, cdrop_normals_avx2);
+        return cdrop_table(CDROP_PATH_AVX2, cdrop_ops_avx2, cdrop_vruns_avx2, cdrop_normals_avx2,
+                           cdrop_resume_avx2);
 #endif
 #if CDROP_HAVE_VECTOR_EXT
     if (path >= CDROP_PATH_PORTABLE)
         return cdrop_table(CDROP_PATH_PORTABLE, cdrop_ops_portable, cdrop_vruns_portable,
-                           cdrop_normals_portable);
+                           cdrop_normals_portable, cdrop_resume_portable);
 #endif
     (void)path;
     return cdrop_table(CDROP_PATH_SCALAR, cdrop_ops_scalar, cdrop_vruns_scalar,
-                       cdrop_normals_scalar);
+                       cdrop_normals_scalar, cdrop_resume_scalar);
 }
 
 /* walk_layout.c */

@@ -13,7 +13,8 @@
  * instantiated once per (instruction set, operation) so that the consumer is inlined into the
  * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
  * Arrays that are not contiguous go through walk_layout.c (strided and band walks), which takes
- * keep bytes from the table's CDROP_OP_U8 kernel, piece by piece, into caller-provided scratch.
+ * keep bytes from the table's CDROP_OP_U8 kernel (or its resumable twin, walk_resume.inc.h, for
+ * tall tiles), piece by piece, into caller-provided scratch.
  * The dropout family (variant.h) adds fused consumers (consumer_family.inc.h) and a walk of its
  * own (walk_variant.c) whose run functions each instruction set compiles (variant_runs.inc.h).
  */
@@ -64,9 +65,21 @@ enum {
     CDROP_N_OPS
 };
 
+/* The resumable keep-bytes producer (walk_resume.inc.h): CDROP_OP_U8's keep bytes of local
+ * [lo, hi) into a->dst, starting from the cursor (lanes, *next) if *next is lo's step, else
+ * seeking; on return the cursor is positioned at hi's step (*next = its global index), or
+ * *next = CDROP_NO_STEP when hi is on a block edge (the next block is seeded: no skip).  A
+ * segment that ends inside a step saves the lanes from before that step: the next segment makes
+ * the step again and takes its remaining bytes.  lanes: CDROP_CURSOR_BYTES, 64-byte aligned. */
+#define CDROP_CURSOR_BYTES 256
+#define CDROP_NO_STEP UINT64_MAX
+typedef void (*cdrop_resume_fn)(const cdrop_args *a, int64_t lo, int64_t hi, uint8_t *lanes,
+                                uint64_t *next);
+
 typedef struct {
     int path;                        /* CDROP_PATH_* */
     cdrop_kernel_fn op[CDROP_N_OPS]; /* paths without streaming stores repeat F32/F64 there */
+    cdrop_resume_fn resume;          /* op[CDROP_OP_U8], resumable */
     cdrop_vrun_fn vrun[CDROP_N_VOPS][CDROP_N_DT]; /* variant runs, by operation and dtype */
     cdrop_normal_fn normals;                      /* the normal producer */
 } cdrop_kernel_table;
@@ -90,8 +103,9 @@ enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_B
 #define CDROP_SCRATCH_BYTES ((int64_t)CDROP_SCRATCH_KIB * 1024)
 
 typedef struct {
-    cdrop_kernel_fn fn;   /* CONTIG: the kernel */
-    cdrop_kernel_fn keep; /* STRIDED, BANDS: the table's CDROP_OP_U8 kernel */
+    cdrop_kernel_fn fn;     /* CONTIG: the kernel */
+    cdrop_kernel_fn keep;   /* STRIDED, BANDS: the table's CDROP_OP_U8 kernel */
+    cdrop_resume_fn resume; /* BANDS: the table's resumable U8 producer, or NULL (no tall tiles) */
     cdrop_args args;
     int64_t n;    /* elements */
     int64_t gran; /* CONTIG: chunk starts are rounded up to a multiple of this */

@@ -588,6 +588,7 @@ static void layout_case(const cdrop_kernel_table *t, const point *q0, int dt, in
     job.args.src = s;
     job.args.dst = d;
     job.keep = t->op[CDROP_OP_U8];
+    job.resume = t->resume; /* tall tiles, as cdrop._kernels.apply sets it */
     job.fn = t->op[OPS[dt]];
     job.op = OPS[dt];
     job.drop_run = t->vrun[CDROP_VOP_DROP][dt]; /* as cdrop._kernels.apply sets it */
@@ -651,6 +652,29 @@ static void layout_cases(const cdrop_kernel_table *t, const point *q, int big)
             const int64_t sh[3] = {7, 5, 33}, ss[3] = {990 * i, 198 * i, 3 * i};
             const int64_t ds[3] = {165 * i, 33 * i, -i};
             layout_case(t, q, dt, 3, sh, ss, 6930 * i, ds, 32 * i, 1155 * i, "strided3d");
+        }
+    }
+}
+
+/* Tall tiles (walk_layout.c): Fortran arrays too wide for tiles of whole rows, whose row
+ * segments are made from the rows' cursors (the table's resume entry).  Widths that cut rows
+ * inside a step and across block edges (odd), a last column tile narrower than a step, a last
+ * band of fewer rows, and negative strides. */
+static void tall_cases(const cdrop_kernel_table *t, const point *q)
+{
+    for (int dt = 0; dt < CDROP_N_DT; dt++) {
+        const int64_t i = ITEMSIZE[dt];
+        { /* (1100, 700): a band of 1024 rows (512 for float64) and a short one */
+            const int64_t sh[2] = {1100, 700}, st[2] = {i, 1100 * i};
+            layout_case(t, q, dt, 2, sh, st, 770000 * i, st, 0, 770000 * i, "tall");
+        }
+        { /* (1030, 529): a last tile of 17 columns (float32) */
+            const int64_t sh[2] = {1030, 529}, st[2] = {i, 1030 * i};
+            layout_case(t, q, dt, 2, sh, st, 544870 * i, st, 0, 544870 * i, "tall_edge");
+        }
+        { /* (600, 1001) Fortran into an output with both strides negative (x[::-1, ::-1]) */
+            const int64_t sh[2] = {600, 1001}, ss[2] = {i, 600 * i}, ds[2] = {-i, -600 * i};
+            layout_case(t, q, dt, 2, sh, ss, 600600 * i, ds, 600599 * i, 600600 * i, "tall_neg");
         }
     }
 }
@@ -779,6 +803,9 @@ static void run_path(const cdrop_kernel_table *t)
     for (int k = 0; k < np; k++) /* appended later than the cases above: the file's order */
         if (pts[k].n == 1000)
             block_cases(t, &pts[k]);
+    for (int k = 0; k < np; k++) /* appended after the block cases, likewise */
+        if (pts[k].n == 1000 && (pts[k].offset == 1 || pts[k].offset >= (uint64_t)1 << 63))
+            tall_cases(t, &pts[k]);
 }
 
 /* ---- the digest file ---- */
