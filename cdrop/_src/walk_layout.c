@@ -96,8 +96,13 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
     const int64_t span_s = (inner - 1) * cdrop_abs64(is) + 1,
                   span_d = (inner - 1) * cdrop_abs64(id) + 1;
     const int64_t rows = job->n / inner, row_bytes = span_s > span_d ? span_s : span_d;
-    const int fetch =
-        CDROP_ROWS_AHEAD > 0 && last > 0 && row_bytes >= 64 && row_bytes <= CDROP_PREFETCH_MAX;
+    /* only rows that lie a page or more apart beyond their span: rows that follow each other
+     * (x[:, ::2]) the hardware prefetchers follow, and hints there only took fill buffers
+     * (x[:, ::2] of a (2048, 4096) float32 array, in place: 1.49x -> 1.87x np.multiply) */
+    const int far_s = last > 0 && cdrop_abs64(sstr[last - 1]) - span_s >= 4096;
+    const int far_d = last > 0 && dst != src && cdrop_abs64(dstr[last - 1]) - span_d >= 4096;
+    const int fetch = CDROP_ROWS_AHEAD > 0 && (far_s || far_d) && row_bytes >= 64 &&
+                      row_bytes <= CDROP_PREFETCH_MAX;
     const int64_t ahead = fetch ? (CDROP_ROWS_AHEAD + row_bytes - 1) / row_bytes : 0;
     int64_t fr = lo / inner + ahead;
     for (int64_t a = lo, m; a < hi; a += m) {
@@ -109,8 +114,9 @@ void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *s
             if (fetch && idx[last] == 0 && fr < rows && fr * inner < hi + ahead * inner) {
                 int64_t fs, fd;
                 cdrop_row_offsets(job, fr++, &fs, &fd);
-                cdrop_prefetch(src + fs, is, span_s, 0);
-                if (dst != src)
+                if (far_s)
+                    cdrop_prefetch(src + fs, is, span_s, 0);
+                if (far_d)
                     cdrop_prefetch(dst + fd, id, span_d, 1);
             }
             cdrop_apply_keep(job, src + so, is, dst + dof, id, scratch + k, run);
