@@ -76,10 +76,17 @@ enum {
 typedef void (*cdrop_resume_fn)(const cdrop_args *a, int64_t lo, int64_t hi, uint8_t *lanes,
                                 uint64_t *next);
 
+/* A contiguous run of n float32 (bits_run[0]) or float64 (bits_run[1]) elements from src to dst
+ * (dst may be src): element i kept, times scale, when bit i & 63 of bits[i >> 6] is set, else
+ * +0.0 (bits_run.inc.h, one per instruction set; the tall tiles of walk_tall.c). */
+typedef void (*cdrop_bits_run_fn)(const char *src, char *dst, const uint64_t *bits, int64_t n,
+                                  double scale);
+
 typedef struct {
     int path;                        /* CDROP_PATH_* */
     cdrop_kernel_fn op[CDROP_N_OPS]; /* paths without streaming stores repeat F32/F64 there */
     cdrop_resume_fn resume;          /* op[CDROP_OP_U8], resumable */
+    cdrop_bits_run_fn bits_run[2];   /* float32, float64 */
     cdrop_vrun_fn vrun[CDROP_N_VOPS][CDROP_N_DT]; /* variant runs, by operation and dtype */
     cdrop_normal_fn normals;                      /* the normal producer */
 } cdrop_kernel_table;
@@ -116,6 +123,8 @@ typedef struct {
     uint64_t gstr[CDROP_MAX_DIMS]; /* BLOCK: counter strides (elements); gstr[ndim - 1] == 1 */
     cdrop_vrun_fn drop_run; /* STRIDED, BANDS, BLOCK: the table's vrun[CDROP_VOP_DROP][dtype], or
                                NULL (the scalar consumers: slow, for a keep mask's U8 op) */
+    cdrop_kernel_fn bits;   /* BANDS: the table's CDROP_OP_BITS kernel, or NULL (no tall tiles) */
+    cdrop_bits_run_fn bits_run; /* BANDS: the table's bits_run of a float32/float64 op, or NULL */
 } cdrop_job;
 
 /* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both
@@ -146,6 +155,11 @@ void cdrop_apply_run(const cdrop_job *job, const char *ps, int64_t is, char *pd,
 /* The same with contiguous keep flags (ks = 1), through job->drop_run where it is set. */
 void cdrop_apply_keep(const cdrop_job *job, const char *ps, int64_t is, char *pd, int64_t id,
                       const uint8_t *keep, int64_t n);
+
+/* Tall tiles (walk_tall.c): the rows of a band of whole rows whose keep decisions are made as
+ * bits, 0 when the job cannot take them; and band b of such a job (bands of nr rows). */
+int64_t cdrop_tall_rows(const cdrop_job *job);
+void cdrop_tall_band(const cdrop_job *job, int64_t nr, int64_t b, uint8_t *scratch);
 
 /* How many pieces the job has (blocks of the stream, or bands of rows), and run pieces
  * [c0, c1) with `scratch` (CDROP_SCRATCH_BYTES, or NULL for CONTIG). */

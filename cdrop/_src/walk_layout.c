@@ -156,34 +156,11 @@ _Static_assert(CDROP_TABLE_MAX * 4 <= CDROP_TILE_BYTES / 8, "the table fits the 
 #define CDROP_TILE_DEPTH 16 /* matrices of a tile when they interleave in memory */
 #define CDROP_TILE_ROWS 32  /* rows of a tile cut by columns: cw >= 4096 columns */
 
-/* Tall tiles (2-D arrays whose rows are closer in memory than columns and too long for tiles
- * of whole rows: Fortran order, x.T): nr rows of CDROP_TALL_RUN bytes of memory each by cw
- * columns, CDROP_TALL_KEEP keep bytes.  Tiles of 64 whole rows read each column in 256-byte runs,
- * a memory pattern 1.45x slower than one sequential pass on its own (x *= c over a Fortran 4096 x
- * 4096 float32 array); runs of 4 KiB are 1.04-1.08x.  Each row segment of a tile is made from its
- * row's cursor (job->resume), which the previous tile of the band left at the segment's first
- * step: a seek per segment would skip up to 255 steps to make a few.  A piece is a band of nr
- * rows by CDROP_TALL_PIECE columns or more (whole tiles), walked left to right by one thread,
- * whose first tile chains its rows' cursors (cdrop_tall_make).  The scratch holds the keep bytes
- * in index order (at most CDROP_TALL_PERM bytes with the padded pitch), the permuted ones (at
- * most CDROP_TALL_KEEP / 8 * 9: cw * (nr + 64) when nr is 512 or 1024), the cursors' lanes and
- * their steps.
- */
-#define CDROP_TALL_RUN 4096
-#define CDROP_TALL_ROWS 1024 /* at most: the cursors take CDROP_CURSOR_BYTES each */
-#define CDROP_TALL_KEEP (256 * 1024)
-#define CDROP_TALL_PERM (CDROP_TALL_KEEP / 4 * 5)
-#define CDROP_TALL_LANES (CDROP_TALL_PERM + CDROP_TALL_KEEP / 8 * 9)
-#define CDROP_TALL_NEXT (CDROP_TALL_LANES + CDROP_TALL_ROWS * CDROP_CURSOR_BYTES)
-#define CDROP_TALL_PIECE 4096
-_Static_assert(CDROP_TALL_NEXT + CDROP_TALL_ROWS * 8 <= CDROP_SCRATCH_BYTES, "tall tiles fit");
-
 typedef struct {
     int64_t Q, R, C, U; /* matrices per outer index, rows, columns; outer indices */
     int64_t k, nr, cw;  /* matrices, rows and columns per tile */
-    int64_t tq, tr, tc; /* tiles along Q, R, C (tall: pieces along C) */
-    int64_t gt;         /* tiles along C per piece: 1, or more for tall tiles */
-    int tall;           /* tall tiles: keep bytes from the rows' cursors */
+    int64_t tq, tr, tc; /* tiles along Q, R, C */
+    int tall;           /* tall tiles: bands of nr whole rows, keep bits (walk_tall.c) */
 } cdrop_tiles;
 
 static void cdrop_tile_geom(const cdrop_job *job, cdrop_tiles *t)
@@ -205,23 +182,17 @@ static void cdrop_tile_geom(const cdrop_job *job, cdrop_tiles *t)
     const int64_t depth = t->Q < CDROP_TILE_DEPTH ? t->Q : CDROP_TILE_DEPTH;
     int64_t fill = CDROP_TILE_FILL; /* keep bytes per matrix of a tile */
     t->k = 1;
-    t->gt = 1;
     t->tall = 0;
-    const int64_t isz = cdrop_op_bytes(job->op);
-    const int64_t tall_rows =
-        CDROP_TALL_RUN / isz < CDROP_TALL_ROWS ? CDROP_TALL_RUN / isz : CDROP_TALL_ROWS;
-    const int64_t tall_nr = t->R < tall_rows ? t->R : tall_rows;
-    if (job->resume && nd == 2 && tall_nr >= 2 * CDROP_TILE_ROWS && t->C * tall_nr > fill) {
+    /* 2-D arrays too wide for tiles of whole rows (Fortran order, x.T): bands of whole rows
+     * whose keep decisions are bits (walk_tall.c) */
+    const int64_t tall_nr = cdrop_tall_rows(job);
+    if (tall_nr >= 2 * CDROP_TILE_ROWS && t->C * tall_nr > fill) {
         t->tall = 1;
         t->nr = tall_nr;
-        t->cw = (CDROP_TALL_KEEP / t->nr) & ~(int64_t)63;
-        if (t->cw > t->C)
-            t->cw = t->C;
-        const int64_t tiles = (t->C + t->cw - 1) / t->cw;
-        t->gt = (CDROP_TALL_PIECE + t->cw - 1) / t->cw;
+        t->cw = t->C;
         t->tq = 1;
         t->tr = (t->R + t->nr - 1) / t->nr;
-        t->tc = (tiles + t->gt - 1) / t->gt;
+        t->tc = 1;
         return;
     }
     if (M <= CDROP_TILE_FILL && (!q_inner || CDROP_TILE_FILL / M >= depth)) {
@@ -636,150 +607,13 @@ static void cdrop_tile(const cdrop_job *job, const cdrop_tiles *t, int64_t b, ui
         }
 }
 
-/* ---- tall tiles ---- */
-
-typedef struct {
-    int64_t nr, cn, first; /* rows, columns, logical index of the first element */
-    const char *ps;        /* the first element in the source */
-    char *pd;              /* ... and in the destination */
-} cdrop_tall_tile;
-
-/* Column tile j of tall piece b into x; 0 when the piece has no such tile. */
-static int cdrop_tall_at(const cdrop_job *job, const cdrop_tiles *t, int64_t b, int64_t j,
-                         cdrop_tall_tile *x)
-{
-    const int64_t r0 = (b / t->tc) * t->nr, c0 = ((b % t->tc) * t->gt + j) * t->cw;
-    if (j >= t->gt || c0 >= t->C)
-        return 0;
-    x->nr = t->R - r0 < t->nr ? t->R - r0 : t->nr;
-    x->cn = t->C - c0 < t->cw ? t->C - c0 : t->cw;
-    x->first = r0 * t->C + c0;
-    x->ps = (const char *)job->args.src + r0 * job->sstr[0] + c0 * job->sstr[1];
-    x->pd = (char *)job->args.dst + r0 * job->dstr[0] + c0 * job->dstr[1];
-    return 1;
-}
-
-/* keep rows of a multiple of 512 bytes get a padded pitch (as in cdrop_tile) */
-static int64_t cdrop_tall_pitch(int64_t cn) { return cn % 512 == 0 ? cn + 64 : cn; }
-
-/* The keep bytes of rows [r_lo, r_hi) of tile x, index order, each from its row's cursor; with
- * `chain` (a piece's first tile, whose cursors are not set), row r starts from row r - 1's
- * cursor, positioned at the end of that row's segment: a seek per row would skip from its
- * block's start, up to 255 steps, and cost a 2048 x 2048 float32 array more than it saved. */
-static void cdrop_tall_make(const cdrop_job *job, const cdrop_tiles *t, const cdrop_tall_tile *x,
-                            uint8_t *scratch, int64_t r_lo, int64_t r_hi, int chain)
-{
-    uint8_t *lanes = scratch + CDROP_TALL_LANES;
-    uint64_t *next = (uint64_t *)(void *)(scratch + CDROP_TALL_NEXT);
-    const int64_t pitch = cdrop_tall_pitch(x->cn);
-    for (int64_t r = r_lo; r < r_hi; r++) {
-        if (chain && r > 0) { /* from the previous row's cursor: fewer steps to skip */
-            memcpy(lanes + r * CDROP_CURSOR_BYTES, lanes + (r - 1) * CDROP_CURSOR_BYTES,
-                   CDROP_CURSOR_BYTES);
-            next[r] = next[r - 1];
-        }
-        cdrop_args k = job->args;
-        k.dst = scratch + r * pitch;
-        k.g0 = job->args.g0 + (uint64_t)(x->first + r * t->C);
-        job->resume(&k, 0, x->cn, lanes + r * CDROP_CURSOR_BYTES, next + r);
-    }
-}
-
-/* Apply tile x (its keep bytes permuted into memory order: column c's at perm + c * nr), and
- * meanwhile make the keep bytes of the piece's next tile y, a few rows after each column: the
- * generator's work then fills the time the column's memory takes, where a phase of its own left
- * memory idle.  The first columns of y are prefetched at the end of x. */
-static void cdrop_tall_apply(const cdrop_job *job, const cdrop_tiles *t, const cdrop_tall_tile *x,
-                             const cdrop_tall_tile *y, uint8_t *scratch)
-{
-    const uint8_t *perm = scratch + CDROP_TALL_PERM;
-    const int64_t sr = job->sstr[0], sc = job->sstr[1], dr = job->dstr[0], dc = job->dstr[1];
-    const int64_t span_s = (x->nr - 1) * cdrop_abs64(sr) + 1;
-    const int64_t span_d = (x->nr - 1) * cdrop_abs64(dr) + 1, pp = cdrop_tall_pitch(x->nr);
-    const int fetch = CDROP_AHEAD > 0 && span_s >= 64 && span_s <= CDROP_PREFETCH_MAX;
-    const int64_t ls = (span_s + 63) / 64 + 1, ld = (span_d + 63) / 64 + 1; /* lines of a run */
-    int64_t made = 0;
-    for (int64_t c = 0; c < x->cn; c++) {
-        /* the run CDROP_AHEAD columns ahead (in y past the end of x): its lowest bytes */
-        const char *fs = NULL, *fd = NULL;
-        const int64_t f = c + CDROP_AHEAD;
-        const cdrop_tall_tile *z = f < x->cn ? x : y;
-        const int64_t fc = f < x->cn ? f : f - x->cn;
-        if (fetch && z && fc < z->cn) {
-            fs = z->ps + fc * sc - (sr < 0 ? span_s - 1 : 0);
-            if (z->pd != z->ps)
-                fd = z->pd + fc * dc - (dr < 0 ? span_d - 1 : 0);
-        }
-        cdrop_apply_keep(job, x->ps + c * sc, sr, x->pd + c * dc, dr, perm + c * pp, x->nr);
-        /* y's rows for this column, with that run's prefetches spread between them: a burst
-         * of them fills the line fill buffers and stalls, and the memory then idles while
-         * the rows are made */
-        const int64_t upto = y ? (c + 1) * y->nr / x->cn : made, parts = upto - made + 1;
-        int64_t is = 0, id = 0;
-        for (int64_t k = 1; k <= parts; k++) {
-            for (const int64_t e = fs ? ls * k / parts : 0; is < e; is++)
-                CDROP_PREFETCH(fs + 64 * is, 0);
-            for (const int64_t e = fd ? ld * k / parts : 0; id < e; id++)
-                CDROP_PREFETCH(fd + 64 * id, 1);
-            if (k < parts)
-                cdrop_tall_make(job, t, y, scratch, made + k - 1, made + k, 0);
-        }
-        made = upto;
-    }
-}
-
-/* keep bytes (index order, rows of ip bytes) into memory order, column c's at perm + c * op: in
- * blocks of 64 x 64 bytes, whose 64 input and 64 output lines stay in L1 (a panel of columns
- * read every line of the tile 4 times from L2) */
-static void cdrop_tall_permute(const cdrop_tall_tile *x, uint8_t *scratch)
-{
-    uint8_t *out = scratch + CDROP_TALL_PERM;
-    const uint8_t *in = scratch;
-    const int64_t n1 = x->cn, n2 = x->nr, ip = cdrop_tall_pitch(x->cn), op = cdrop_tall_pitch(n2);
-    int64_t b1 = 0, b2 = 0;
-#if CDROP_HAVE_VECTOR_EXT
-    b1 = n1 & ~(int64_t)15;
-    b2 = n2 & ~(int64_t)15;
-    for (int64_t j2 = 0; j2 < b2; j2 += 64)
-        for (int64_t j1 = 0; j1 < b1; j1 += 64)
-            for (int64_t i2 = j2; i2 < j2 + 64 && i2 < b2; i2 += 16)
-                for (int64_t i1 = j1; i1 < j1 + 64 && i1 < b1; i1 += 16)
-                    cdrop_block16(out + i1 * op + i2, op, in + i1 + i2 * ip, ip);
-#endif
-    for (int64_t i1 = 0; i1 < n1; i1++) /* the edges (all of it without vector extensions) */
-        for (int64_t i2 = i1 < b1 ? b2 : 0; i2 < n2; i2++)
-            out[i1 * op + i2] = in[i1 + i2 * ip];
-}
-
-/* Tall piece b: its tiles left to right; the first one chains its rows' cursors. */
-static void cdrop_tall_piece(const cdrop_job *job, const cdrop_tiles *t, int64_t b,
-                             uint8_t *scratch)
-{
-    uint64_t *next = (uint64_t *)(void *)(scratch + CDROP_TALL_NEXT);
-    for (int64_t r = 0; r < t->nr; r++)
-        next[r] = CDROP_NO_STEP;
-    cdrop_tall_tile x, y;
-    if (!cdrop_tall_at(job, t, b, 0, &x))
-        return;
-    cdrop_tall_make(job, t, &x, scratch, 0, x.nr, 1);
-    cdrop_tall_permute(&x, scratch);
-    for (int64_t j = 1;; j++) {
-        const int more = cdrop_tall_at(job, t, b, j, &y);
-        cdrop_tall_apply(job, t, &x, more ? &y : NULL, scratch);
-        if (!more)
-            return;
-        cdrop_tall_permute(&y, scratch);
-        x = y;
-    }
-}
-
 void cdrop_walk_bands(const cdrop_job *job, int64_t band_lo, int64_t band_hi, uint8_t *scratch)
 {
     cdrop_tiles t;
     cdrop_tile_geom(job, &t);
     for (int64_t b = band_lo; b < band_hi; b++) {
         if (t.tall)
-            cdrop_tall_piece(job, &t, b, scratch);
+            cdrop_tall_band(job, t.nr, b, scratch);
         else
             cdrop_tile(job, &t, b, scratch);
     }

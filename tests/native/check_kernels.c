@@ -588,7 +588,9 @@ static void layout_case(const cdrop_kernel_table *t, const point *q0, int dt, in
     job.args.src = s;
     job.args.dst = d;
     job.keep = t->op[CDROP_OP_U8];
-    job.resume = t->resume; /* tall tiles, as cdrop._kernels.apply sets it */
+    job.resume = t->resume;
+    job.bits = t->op[CDROP_OP_BITS]; /* tall tiles, as cdrop._kernels.apply sets them */
+    job.bits_run = dt == 0 ? t->bits_run[0] : dt == 1 ? t->bits_run[1] : NULL;
     job.fn = t->op[OPS[dt]];
     job.op = OPS[dt];
     job.drop_run = t->vrun[CDROP_VOP_DROP][dt]; /* as cdrop._kernels.apply sets it */
@@ -677,6 +679,40 @@ static void tall_cases(const cdrop_kernel_table *t, const point *q)
             layout_case(t, q, dt, 2, sh, ss, 600600 * i, ds, 600599 * i, 600600 * i, "tall_neg");
         }
     }
+}
+
+/* The table's bits_run entries (bits_run.inc.h) directly: runs of n float32/float64 elements,
+ * element i kept by bit i of the stream's keep bits of q with length n (the CDROP_OP_BITS
+ * kernel), from a source 4 bytes past a cache line (unaligned) into another array, and in
+ * place; whole words of bits, a tail, and runs shorter than a word. */
+static void bits_run_cases(const cdrop_kernel_table *t, const point *q0)
+{
+    static const int64_t LENS[] = {1, 63, 64, 65, 1000};
+    for (int dt = 0; dt < 2; dt++)
+        for (int li = 0; li < (int)(sizeof LENS / sizeof LENS[0]); li++) {
+            point q = *q0;
+            q.n = LENS[li];
+            if (q.offset > (uint64_t)0 - (uint64_t)q.n)
+                q.offset = (uint64_t)0 - (uint64_t)q.n;
+            const int64_t n = q.n, isz = ITEMSIZE[dt];
+            void *bb, *bs, *bd;
+            uint64_t *bits = (uint64_t *)(void *)zeros((size_t)((n + 63) / 64 * 8), 0, &bb);
+            cdrop_args a = args_of(&q);
+            a.dst = bits;
+            t->op[CDROP_OP_BITS](&a, 0, n);
+            char *s = fill(dt, SALT_X, n, 4, &bs), *d = zeros((size_t)(n * isz), 0, &bd);
+            t->bits_run[dt](s, d, bits, n, a.scale);
+            t->bits_run[dt](s, s, bits, n, a.scale); /* in place */
+            char pn[160], op[64];
+            point_name(pn, sizeof pn, &q);
+            snprintf(op, sizeof op, "bits_run_%s", DT_NAME[dt]);
+            emit(digest(d, (size_t)(n * isz)), op, pn);
+            snprintf(op, sizeof op, "bits_run_inplace_%s", DT_NAME[dt]);
+            emit(digest(s, (size_t)(n * isz)), op, pn);
+            free(bb);
+            free(bs);
+            free(bd);
+        }
 }
 
 /* ---- blocks of a larger array (walk_block.c) through cdrop_job_run ---- */
@@ -806,6 +842,9 @@ static void run_path(const cdrop_kernel_table *t)
     for (int k = 0; k < np; k++) /* appended after the block cases, likewise */
         if (pts[k].n == 1000 && (pts[k].offset == 1 || pts[k].offset >= (uint64_t)1 << 63))
             tall_cases(t, &pts[k]);
+    for (int k = 0; k < np; k++) /* appended after the tall cases, likewise */
+        if (pts[k].n == 1000 && (pts[k].offset == 1 || pts[k].offset >= (uint64_t)1 << 63))
+            bits_run_cases(t, &pts[k]);
 }
 
 /* ---- the digest file ---- */
