@@ -78,11 +78,14 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cdrop_normal_fn)(uint64_t, uint64_t, int64_t, float *)
     ctypedef void (*cdrop_resume_fn)(const cdrop_args *, int64_t, int64_t, uint8_t *, uint64_t *)
     ctypedef void (*cdrop_bits_run_fn)(const char *, char *, const uint64_t *, int64_t, double)
+    ctypedef void (*cdrop_bits_t_fn)(const uint8_t *, int64_t, int64_t, int64_t, int64_t,
+                                     uint64_t *)
     ctypedef struct cdrop_kernel_table:
         int path
         cdrop_kernel_fn op[14]  # CDROP_N_OPS
         cdrop_resume_fn resume
         cdrop_bits_run_fn bits_run[2]
+        cdrop_bits_t_fn bits_t
         cdrop_vrun_fn vrun[6][4]  # [CDROP_N_VOPS][CDROP_N_DT]
         cdrop_normal_fn normals
     ctypedef struct cdrop_vjob:
@@ -123,6 +126,7 @@ cdef extern from "kernels.h" nogil:
         cdrop_vrun_fn drop_run
         cdrop_kernel_fn bits
         cdrop_bits_run_fn bits_run
+        cdrop_bits_t_fn bits_t
 
     uint64_t cdrop_hash64(uint64_t x)
     uint64_t cdrop_key(uint64_t seed)
@@ -394,6 +398,7 @@ cdef void _init_args(cdrop_job *job, uint64_t seed, uint64_t offset, double p) n
     job.resume = NULL
     job.bits = NULL  # the tile walk's tall tiles (keep bits): apply sets them
     job.bits_run = NULL
+    job.bits_t = NULL
 
 
 # --- Buffer checks (issue 9, item 10) ------------------------------------------------------
@@ -499,6 +504,7 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
             job.keep = _kt.op[CDROP_OP_U8]
             job.resume = _kt.resume
             job.bits = _kt.op[CDROP_OP_BITS]
+            job.bits_t = _kt.bits_t
             job.bits_run = (_kt.bits_run[1] if job.op == CDROP_OP_F64 else _kt.bits_run[0]
                             if job.op == CDROP_OP_F32 else NULL)
             if job.walk == CDROP_WALK_CONTIG:

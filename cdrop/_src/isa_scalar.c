@@ -148,6 +148,7 @@ static inline uint64_t isa_keep_bits(isa_mask m)
 #define CDROP_ISA_NORMALS cdrop_normals_scalar
 #include "ops.inc.h"
 #define CDROP_ISA_BITS_RUNS cdrop_bits_runs_scalar
+#define CDROP_ISA_BITS_T cdrop_bits_t_scalar
 #define CDROP_BITS_SCALAR 1
 #include "bits_run.inc.h"
 #define CDROP_RESUME_FN cdrop_resume_scalar

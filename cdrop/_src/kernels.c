@@ -13,7 +13,9 @@
     void cdrop_normals_##isa(uint64_t key, uint64_t g0, int64_t n, float *z);                      \
     void cdrop_resume_##isa(const cdrop_args *a, int64_t lo, int64_t hi, uint8_t *lanes,           \
                             uint64_t *next);                                                       \
-    extern const cdrop_bits_run_fn cdrop_bits_runs_##isa[2];
+    extern const cdrop_bits_run_fn cdrop_bits_runs_##isa[2];                                       \
+    void cdrop_bits_t_##isa(const uint8_t *bits, int64_t C, int64_t rows, int64_t c0, int64_t nc,  \
+                            uint64_t *tb);
 CDROP_ISA_EXTERNS(scalar)
 #if CDROP_HAVE_VECTOR_EXT
 CDROP_ISA_EXTERNS(portable)
@@ -26,7 +28,7 @@ CDROP_ISA_EXTERNS(avx512)
 static cdrop_kernel_table cdrop_table(int path, const cdrop_kernel_fn *ops,
                                       const cdrop_vrun_fn (*vruns)[CDROP_N_DT],
                                       cdrop_normal_fn normals, cdrop_resume_fn resume,
-                                      const cdrop_bits_run_fn *bits_runs)
+                                      const cdrop_bits_run_fn *bits_runs, cdrop_bits_t_fn bits_t)
 {
     cdrop_kernel_table t;
     t.path = path;
@@ -37,6 +39,7 @@ static cdrop_kernel_table cdrop_table(int path, const cdrop_kernel_fn *ops,
     t.resume = resume;
     t.bits_run[0] = bits_runs[0];
     t.bits_run[1] = bits_runs[1];
+    t.bits_t = bits_t;
     return t;
 }
 
@@ -45,19 +48,22 @@ cdrop_kernel_table cdrop_kernels_for(int path)
 #if CDROP_HAVE_X86_SIMD
     if (path == CDROP_PATH_AVX512 && cdrop_cpu_has_avx512())
         return cdrop_table(CDROP_PATH_AVX512, cdrop_ops_avx512, cdrop_vruns_avx512,
-                           cdrop_normals_avx512, cdrop_resume_avx512, cdrop_bits_runs_avx512);
+                           cdrop_normals_avx512, cdrop_resume_avx512, cdrop_bits_runs_avx512,
+                           cdrop_bits_t_avx512);
     if (path >= CDROP_PATH_AVX2 && cdrop_cpu_has_avx2())
         return cdrop_table(CDROP_PATH_AVX2, cdrop_ops_avx2, cdrop_vruns_avx2, cdrop_normals_avx2,
-                           cdrop_resume_avx2, cdrop_bits_runs_avx2);
+                           cdrop_resume_avx2, cdrop_bits_runs_avx2, cdrop_bits_t_avx2);
 #endif
 #if CDROP_HAVE_VECTOR_EXT
     if (path >= CDROP_PATH_PORTABLE)
         return cdrop_table(CDROP_PATH_PORTABLE, cdrop_ops_portable, cdrop_vruns_portable,
-                           cdrop_normals_portable, cdrop_resume_portable, cdrop_bits_runs_portable);
+                           cdrop_normals_portable, cdrop_resume_portable, cdrop_bits_runs_portable,
+                           cdrop_bits_t_portable);
 #endif
     (void)path;
     return cdrop_table(CDROP_PATH_SCALAR, cdrop_ops_scalar, cdrop_vruns_scalar,
-                       cdrop_normals_scalar, cdrop_resume_scalar, cdrop_bits_runs_scalar);
+                       cdrop_normals_scalar, cdrop_resume_scalar, cdrop_bits_runs_scalar,
+                       cdrop_bits_t_scalar);
 }
 
 /* walk_layout.c */

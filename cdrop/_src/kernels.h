@@ -81,12 +81,18 @@ typedef void (*cdrop_resume_fn)(const cdrop_args *a, int64_t lo, int64_t hi, uin
  * +0.0 (bits_run.inc.h, one per instruction set; the tall tiles of walk_tall.c). */
 typedef void (*cdrop_bits_run_fn)(const char *src, char *dst, const uint64_t *bits, int64_t n,
                                   double scale);
+/* Columns [c0, c0 + nc) of a band of `rows` rows of C keep bits (element (r, c) on bit r * C + c,
+ * 16 readable bytes past the last word) into tb: column c0 + j's bits for rows [0, rows) at
+ * tb + j * ceil(rows / 64), 64 x 64 bit transposes (bits_run.inc.h, one per instruction set). */
+typedef void (*cdrop_bits_t_fn)(const uint8_t *bits, int64_t C, int64_t rows, int64_t c0,
+                                int64_t nc, uint64_t *tb);
 
 typedef struct {
     int path;                        /* CDROP_PATH_* */
     cdrop_kernel_fn op[CDROP_N_OPS]; /* paths without streaming stores repeat F32/F64 there */
     cdrop_resume_fn resume;          /* op[CDROP_OP_U8], resumable */
     cdrop_bits_run_fn bits_run[2];   /* float32, float64 */
+    cdrop_bits_t_fn bits_t;
     cdrop_vrun_fn vrun[CDROP_N_VOPS][CDROP_N_DT]; /* variant runs, by operation and dtype */
     cdrop_normal_fn normals;                      /* the normal producer */
 } cdrop_kernel_table;
@@ -125,6 +131,7 @@ typedef struct {
                                NULL (the scalar consumers: slow, for a keep mask's U8 op) */
     cdrop_kernel_fn bits;   /* BANDS: the table's CDROP_OP_BITS kernel, or NULL (no tall tiles) */
     cdrop_bits_run_fn bits_run; /* BANDS: the table's bits_run of a float32/float64 op, or NULL */
+    cdrop_bits_t_fn bits_t;     /* BANDS: the table's bits_t (with bits) */
 } cdrop_job;
 
 /* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both

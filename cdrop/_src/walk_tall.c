@@ -30,7 +30,7 @@ static int64_t cdrop_tall_abs(int64_t x) { return x < 0 ? -x : x; }
 
 int64_t cdrop_tall_rows(const cdrop_job *job)
 {
-    if (!job->bits || job->ndim != 2)
+    if (!job->bits || !job->bits_t || job->ndim != 2)
         return 0;
     const int64_t R = job->shape[0], C = job->shape[1], isz = cdrop_op_bytes(job->op);
     int64_t nr = CDROP_TALL_RUN / isz < CDROP_TALL_ROWS ? CDROP_TALL_RUN / isz : CDROP_TALL_ROWS;
@@ -39,56 +39,6 @@ int64_t cdrop_tall_rows(const cdrop_job *job)
     if (nr > R)
         nr = R;
     return nr >= CDROP_TALL_MIN ? nr : 0;
-}
-
-/* 64 bits of the band's bits from bit o on (bit k of the result: bit o + k). */
-static inline uint64_t cdrop_tall_at(const uint8_t *bits, int64_t o)
-{
-    uint64_t lo, hi;
-    memcpy(&lo, bits + (o >> 6) * 8, 8);
-    memcpy(&hi, bits + (o >> 6) * 8 + 8, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    lo = __builtin_bswap64(lo);
-    hi = __builtin_bswap64(hi);
-#endif
-    const int sh = (int)(o & 63);
-    return sh ? (lo >> sh) | (hi << (64 - sh)) : lo;
-}
-
-/* Transpose the 64 x 64 bit matrix a (bit j of a[i] is element (i, j)) in place: 6 rounds of
- * swaps of the off-diagonal blocks, 32 x 32 down to 1 x 1. */
-static inline void cdrop_transpose64(uint64_t a[64])
-{
-    uint64_t m = 0x00000000FFFFFFFFu;
-    for (int j = 32; j; j >>= 1, m ^= m << j)
-        for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
-            const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
-            a[k] ^= t << j;
-            a[k | j] ^= t;
-        }
-}
-
-/* Columns [c0, c0 + nc) of the band (rows bits of C each): column c0 + j's bits for rows
- * [0, rows) into tb + j * w, w = ceil(rows / 64) words. */
-static void cdrop_tall_transpose(const uint8_t *bits, int64_t C, int64_t rows, int64_t c0,
-                                 int64_t nc, uint64_t *tb)
-{
-    const int64_t w = (rows + 63) / 64;
-    uint64_t a[64];
-    for (int64_t rb = 0; rb < rows; rb += 64) {
-        const int64_t nrow = rows - rb < 64 ? rows - rb : 64;
-        for (int64_t s = 0; s < nc; s += 64) {
-            int64_t i = 0;
-            for (; i < nrow; i++)
-                a[i] = cdrop_tall_at(bits, (rb + i) * C + c0 + s);
-            for (; i < 64; i++)
-                a[i] = 0;
-            cdrop_transpose64(a);
-            const int64_t ncol = nc - s < 64 ? nc - s : 64;
-            for (int64_t j = 0; j < ncol; j++)
-                tb[(s + j) * w + rb / 64] = a[j];
-        }
-    }
 }
 
 /* The memory of a run from p (byte stride st, `span` bytes from its lowest to its highest),
@@ -136,7 +86,7 @@ void cdrop_tall_band(const cdrop_job *job, int64_t nr, int64_t b, uint8_t *scrat
     const int64_t parts = w < 4 ? w : 4;
     for (int64_t c0 = 0; c0 < C; c0 += CDROP_TALL_GROUP) {
         const int64_t nc = C - c0 < CDROP_TALL_GROUP ? C - c0 : CDROP_TALL_GROUP;
-        cdrop_tall_transpose(bits, C, rows, c0, nc, tb);
+        job->bits_t(bits, C, rows, c0, nc, tb);
         for (int64_t j = 0; j < nc; j++) {
             const int64_t c = c0 + j, f = c + CDROP_TALL_AHEAD;
             const char *ps = src + c * sc;

@@ -590,6 +590,7 @@ static void layout_case(const cdrop_kernel_table *t, const point *q0, int dt, in
     job.keep = t->op[CDROP_OP_U8];
     job.resume = t->resume;
     job.bits = t->op[CDROP_OP_BITS]; /* tall tiles, as cdrop._kernels.apply sets them */
+    job.bits_t = t->bits_t;
     job.bits_run = dt == 0 ? t->bits_run[0] : dt == 1 ? t->bits_run[1] : NULL;
     job.fn = t->op[OPS[dt]];
     job.op = OPS[dt];
