@@ -24,7 +24,7 @@
 #ifndef CDROP_TALL_AHEAD
 #define CDROP_TALL_AHEAD 4 /* columns between the one applied and the one prefetched */
 #endif
-_Static_assert(CDROP_TALL_U + CDROP_TALL_ROWS <= CDROP_SCRATCH_BYTES, "tall bands fit");
+_Static_assert(CDROP_TALL_U + CDROP_TALL_ROWS + 8 <= CDROP_SCRATCH_BYTES, "tall bands fit");
 
 static int64_t cdrop_tall_abs(int64_t x) { return x < 0 ? -x : x; }
 
@@ -39,6 +39,24 @@ int64_t cdrop_tall_rows(const cdrop_job *job)
     if (nr > R)
         nr = R;
     return nr >= CDROP_TALL_MIN ? nr : 0;
+}
+
+/* Keep bytes 0/1 of bits [0, n) into keep (a multiple of 8 bytes written): 8 at a time, each
+ * byte of bits replicated into the 8 bytes of a word and masked with its own bit (a bit at a
+ * time took as long as the memory of a column with a row step, x.T[::2]). */
+static void cdrop_tall_bytes(uint8_t *keep, const uint64_t *bits, int64_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (int64_t r = 0; r < n; r += 8) {
+        const uint64_t b = bits[r >> 6] >> (r & 63) & 0xFF;
+        const uint64_t x = (b * UINT64_C(0x0101010101010101)) & UINT64_C(0x8040201008040201);
+        const uint64_t y = ((x + UINT64_C(0x7F7F7F7F7F7F7F7F)) & UINT64_C(0x8080808080808080)) >> 7;
+        memcpy(keep + r, &y, 8);
+    }
+#else
+    for (int64_t r = 0; r < n; r++)
+        keep[r] = (uint8_t)(bits[r >> 6] >> (r & 63) & 1);
+#endif
 }
 
 /* The memory of a run from p (byte stride st, `span` bytes from its lowest to its highest),
@@ -92,10 +110,8 @@ void cdrop_tall_band(const cdrop_job *job, int64_t nr, int64_t b, uint8_t *scrat
             const char *ps = src + c * sc;
             char *pd = dst + c * dc;
             const uint64_t *cb = tb + j * w;
-            if (!unit) { /* strided or half precision: keep bytes from the bits */
-                for (int64_t r = 0; r < rows; r++)
-                    keep[r] = (uint8_t)(cb[r >> 6] >> (r & 63) & 1);
-            }
+            if (!unit) /* strided or half precision: keep bytes from the bits */
+                cdrop_tall_bytes(keep, cb, rows);
             for (int64_t p = 0; p < parts; p++) {
                 if (fetch && f < C) {
                     cdrop_tall_fetch(src + f * sc, sr, span_s, ls * p / parts, ls * (p + 1) / parts,
