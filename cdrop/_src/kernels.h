@@ -13,8 +13,9 @@
  * instantiated once per (instruction set, operation) so that the consumer is inlined into the
  * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
  * Arrays that are not contiguous go through walk_layout.c (strided and band walks), which takes
- * keep bytes from the table's CDROP_OP_U8 kernel (or its resumable twin, walk_resume.inc.h, for
- * tall tiles), piece by piece, into caller-provided scratch.
+ * keep bytes from the table's CDROP_OP_U8 kernel, piece by piece, into caller-provided scratch;
+ * its tall tiles (walk_tall.c) take keep bits from CDROP_OP_BITS and apply them with the
+ * table's bits_run (bits_run.inc.h).
  * The dropout family (variant.h) adds fused consumers (consumer_family.inc.h) and a walk of its
  * own (walk_variant.c) whose run functions each instruction set compiles (variant_runs.inc.h).
  */
@@ -118,7 +119,7 @@ enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_B
 typedef struct {
     cdrop_kernel_fn fn;     /* CONTIG: the kernel */
     cdrop_kernel_fn keep;   /* STRIDED, BANDS: the table's CDROP_OP_U8 kernel */
-    cdrop_resume_fn resume; /* BANDS: the table's resumable U8 producer, or NULL (no tall tiles) */
+    cdrop_resume_fn resume; /* the table's resumable U8 producer (no walk uses it at present) */
     cdrop_args args;
     int64_t n;    /* elements */
     int64_t gran; /* CONTIG: chunk starts are rounded up to a multiple of this */
