@@ -146,11 +146,10 @@ static inline uint64_t isa_keep_bits(isa_mask m)
 #define CDROP_ISA_TABLE cdrop_ops_scalar
 #define CDROP_ISA_VRUNS cdrop_vruns_scalar
 #define CDROP_ISA_NORMALS cdrop_normals_scalar
+#define CDROP_ISA_RESUME cdrop_resume_scalar
+#define isa_cursor_bytes sizeof(cdrop_lanes) /* keep[] is one step's scratch */
 #include "ops.inc.h"
 #define CDROP_ISA_BITS_RUNS cdrop_bits_runs_scalar
 #define CDROP_ISA_BITS_T cdrop_bits_t_scalar
 #define CDROP_BITS_SCALAR 1
 #include "bits_run.inc.h"
-#define CDROP_RESUME_FN cdrop_resume_scalar
-#define isa_cursor_bytes sizeof(cdrop_lanes) /* keep[] is one step's scratch */
-#include "walk_resume.inc.h"

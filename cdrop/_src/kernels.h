@@ -66,7 +66,7 @@ enum {
     CDROP_N_OPS
 };
 
-/* The resumable keep-bytes producer (walk_resume.inc.h): CDROP_OP_U8's keep bytes of local
+/* The resumable keep-bytes producer (walk.inc.h's loop with a cursor): CDROP_OP_U8's keep bytes of local
  * [lo, hi) into a->dst, starting from the cursor (lanes, *next) if *next is lo's step, else
  * seeking; on return the cursor is positioned at hi's step (*next = its global index), or
  * *next = CDROP_NO_STEP when hi is on a block edge (the next block is seeded: no skip).  A
