@@ -6,6 +6,8 @@
  *   #define CDROP_ISA_BITS_RUNS <name>   the runs' table (kernels.c)
  *   #define CDROP_ISA_BITS_T <name>      the transposition's name (kernels.c)
  *   #define CDROP_BITS_SCALAR 1          (optional) the scalar loops only (isa_scalar.c)
+ *   #define CDROP_BITS_MASKREG 1         (optional) keep masks by a compare (AVX-512's mask
+ *                                        registers; elsewhere GCC made that compare scalar)
  * The tall tiles (walk_tall.c) apply a column of a Fortran or transposed array with its keep
  * decisions transposed into bits: 8x less to make, move and read than keep bytes.  The vector
  * loop is GCC's and Clang's vector extensions of 64 bytes, which each file's target compiles to
@@ -45,10 +47,21 @@ static inline void cdrop_bits_tail_f64(const char *src, char *dst, const uint64_
 }
 
 #if CDROP_HAVE_VECTOR_EXT && !defined(CDROP_BITS_SCALAR)
-typedef uint32_t cdrop_bu32x16 __attribute__((vector_size(64)));
+typedef int32_t cdrop_bi32x16 __attribute__((vector_size(64)));
 typedef float cdrop_bf32x16 __attribute__((vector_size(64)));
-typedef uint64_t cdrop_bu64x8 __attribute__((vector_size(64)));
 typedef double cdrop_bf64x8 __attribute__((vector_size(64)));
+typedef uint64_t cdrop_bu64x8 __attribute__((vector_size(64)));
+
+/* The keep masks (all ones or zero, 32-bit lanes) of the 16 bits of b that `lane` selects, one
+ * per lane: (b & lane) - 1 is negative exactly where the bit is clear.  And, subtract and
+ * arithmetic shifts only, which every instruction set has at every width: GCC made a compare
+ * (!= 0 or == lane) of these 64-byte vectors scalar on AVX2 and SSE2 (6 instructions an
+ * element under callgrind).  A macro: a function returning the vector changes the ABI. */
+#ifdef CDROP_BITS_MASKREG /* AVX-512: a test into a mask register (vptestmd) */
+#define cdrop_bits_keep32(b, lane) ((((cdrop_bi32x16){0} + (b)) & (lane)) != 0)
+#else
+#define cdrop_bits_keep32(b, lane) (~((((cdrop_bi32x16){0} + (b)) & (lane)) - 1 >> 31))
+#endif
 
 /* n elements of float32 from src to dst (both contiguous; dst may be src), element i kept when
  * bit i & 63 of bits[i >> 6] is set. */
@@ -58,42 +71,41 @@ static void CDROP_CAT3(cdrop_bits_run_f32, _, CDROP_ISA_BITS_RUNS)(const char *s
 {
     const float s1 = (float)scale;
     const cdrop_bf32x16 sc = (cdrop_bf32x16){0} + s1;
-    const cdrop_bu32x16 lane = {1u << 0,  1u << 1,  1u << 2,  1u << 3, 1u << 4,  1u << 5,
-                                1u << 6,  1u << 7,  1u << 8,  1u << 9, 1u << 10, 1u << 11,
-                                1u << 12, 1u << 13, 1u << 14, 1u << 15};
+    const cdrop_bi32x16 lane = {1 << 0,  1 << 1,  1 << 2,  1 << 3, 1 << 4,  1 << 5,
+                                1 << 6,  1 << 7,  1 << 8,  1 << 9, 1 << 10, 1 << 11,
+                                1 << 12, 1 << 13, 1 << 14, 1 << 15};
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
         const uint64_t w = bits[i >> 6];
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
-            const cdrop_bu32x16 b = (cdrop_bu32x16){0} + (uint32_t)(w >> (16 * q));
-            const cdrop_bu32x16 m = (cdrop_bu32x16)((b & lane) != 0);
+            const cdrop_bi32x16 m = cdrop_bits_keep32((int32_t)(w >> (16 * q) & 0xFFFF), lane);
             cdrop_bf32x16 x;
             memcpy(&x, src + 4 * (i + 16 * q), sizeof x);
-            const cdrop_bu32x16 y = (cdrop_bu32x16)(x * sc) & m;
+            const cdrop_bi32x16 y = (cdrop_bi32x16)(x * sc) & m;
             memcpy(dst + 4 * (i + 16 * q), &y, sizeof y);
         }
     }
     cdrop_bits_tail_f32(src, dst, bits, i, n, s1);
 }
 
+/* The same for float64: each bit's mask in both 32-bit halves of its element. */
 static void CDROP_CAT3(cdrop_bits_run_f64, _, CDROP_ISA_BITS_RUNS)(const char *src, char *dst,
                                                                    const uint64_t *bits, int64_t n,
                                                                    double scale)
 {
     const cdrop_bf64x8 sc = (cdrop_bf64x8){0} + scale;
-    const cdrop_bu64x8 lane = {1u << 0, 1u << 1, 1u << 2, 1u << 3,
-                               1u << 4, 1u << 5, 1u << 6, 1u << 7};
+    const cdrop_bi32x16 lane = {1 << 0, 1 << 0, 1 << 1, 1 << 1, 1 << 2, 1 << 2, 1 << 3, 1 << 3,
+                                1 << 4, 1 << 4, 1 << 5, 1 << 5, 1 << 6, 1 << 6, 1 << 7, 1 << 7};
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
         const uint64_t w = bits[i >> 6];
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) {
-            const cdrop_bu64x8 b = (cdrop_bu64x8){0} + (w >> (8 * q));
-            const cdrop_bu64x8 m = (cdrop_bu64x8)((b & lane) != 0);
+            const cdrop_bi32x16 m = cdrop_bits_keep32((int32_t)(w >> (8 * q) & 0xFF), lane);
             cdrop_bf64x8 x;
             memcpy(&x, src + 8 * (i + 8 * q), sizeof x);
-            const cdrop_bu64x8 y = (cdrop_bu64x8)(x * sc) & m;
+            const cdrop_bi32x16 y = (cdrop_bi32x16)(x * sc) & m;
             memcpy(dst + 8 * (i + 8 * q), &y, sizeof y);
         }
     }
@@ -212,3 +224,4 @@ const cdrop_bits_run_fn CDROP_ISA_BITS_RUNS[2] = {
 #undef CDROP_ISA_BITS_RUNS
 #undef CDROP_ISA_BITS_T
 #undef CDROP_BITS_SCALAR
+#undef CDROP_BITS_MASKREG

@@ -241,6 +241,7 @@ static inline __m512d isa_carry_f64(__m512d prev, __m512i idx, __m512d cur)
 #include "ops.inc.h"
 #define CDROP_ISA_BITS_RUNS cdrop_bits_runs_avx512
 #define CDROP_ISA_BITS_T cdrop_bits_t_avx512
+#define CDROP_BITS_MASKREG 1
 #include "bits_run.inc.h"
 
 CDROP_TARGET_POP()
