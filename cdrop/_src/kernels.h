@@ -91,7 +91,13 @@ cdrop_kernel_table cdrop_kernels_for(int path);
 /* ---- Whole calls, cut into pieces that threads share (kernels.c, walk_layout.c) ---- */
 
 #define CDROP_MAX_DIMS 64
-enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_BLOCK };
+enum {
+    CDROP_WALK_CONTIG = 0,
+    CDROP_WALK_STRIDED,
+    CDROP_WALK_BANDS,
+    CDROP_WALK_BLOCK,
+    CDROP_WALK_SLABS
+};
 
 /* Scratch bytes a piece of a strided or band walk needs (keep bytes of a block, or of a tile in
  * index order and again in memory order); the caller provides them, one buffer per thread, so
@@ -118,9 +124,11 @@ typedef struct {
                                NULL (the scalar consumers: slow, for a keep mask's U8 op) */
 } cdrop_job;
 
-/* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both
- * arrays, else STRIDED (CONTIG is decided by the caller). */
-int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr);
+/* Which walk suits a job's merged layout (ndim, shape, strides; op, resume and drop_run set):
+ * BANDS when rows are closer in memory than columns for both arrays, SLABS for contiguous rows
+ * whose third-last axis is closer in memory than the second-last (walk_layout.c), else STRIDED
+ * (CONTIG is decided by the caller). */
+int cdrop_layout_walk(const cdrop_job *job);
 
 /* The item size of a STRIDED/BANDS/BLOCK job's op. */
 static inline int64_t cdrop_op_bytes(int op)
