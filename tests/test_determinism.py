@@ -6,6 +6,7 @@ golden digests that pin stream v1.
 """
 import hashlib
 import math
+import os
 
 import numpy as np
 import pytest
@@ -220,7 +221,10 @@ def test_auto_picks_the_best_path_the_cpu_has():
         expected = "avx2"
     else:
         expected = portable
-    assert _kernels.set_path("auto") == expected == cfg["simd"]
+    assert _kernels.set_path("auto") == expected
+    # under a forced CDROP_KERNEL, show_config names the forced path
+    if os.environ.get("CDROP_KERNEL", "auto") in ("", "auto"):
+        assert cfg["simd"] == expected
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""An outsider's review of the tall tiles (walk_resume.inc.h, walk_layout.c) and the walks' runs.
+"""An outsider's review of the tall tiles (walk.inc.h's resumable producer, walk_layout.c) and the
+walks' runs.
 
 2-D views whose rows are closer in memory than their columns (Fortran order, ``x.T``) and too
 wide for tiles of whole rows are made in tiles of 1024 rows (512 for float64) whose rows resume

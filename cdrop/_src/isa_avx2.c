@@ -329,10 +329,9 @@ static inline __m256d isa_carry_f64(__m256d prev, __m256i idx, __m256d cur)
 #define CDROP_ISA_TABLE cdrop_ops_avx2
 #define CDROP_ISA_VRUNS cdrop_vruns_avx2
 #define CDROP_ISA_NORMALS cdrop_normals_avx2
+#define CDROP_ISA_RESUME cdrop_resume_avx2
 #define CDROP_ISA_STREAMS 1
 #include "ops.inc.h"
-#define CDROP_RESUME_FN cdrop_resume_avx2
-#include "walk_resume.inc.h"
 
 CDROP_TARGET_POP()
 #endif /* CDROP_HAVE_X86_SIMD */

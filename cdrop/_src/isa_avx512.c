@@ -236,10 +236,9 @@ static inline __m512d isa_carry_f64(__m512d prev, __m512i idx, __m512d cur)
 #define CDROP_ISA_TABLE cdrop_ops_avx512
 #define CDROP_ISA_VRUNS cdrop_vruns_avx512
 #define CDROP_ISA_NORMALS cdrop_normals_avx512
+#define CDROP_ISA_RESUME cdrop_resume_avx512
 #define CDROP_ISA_STREAMS 1
 #include "ops.inc.h"
-#define CDROP_RESUME_FN cdrop_resume_avx512
-#include "walk_resume.inc.h"
 
 CDROP_TARGET_POP()
 #endif /* CDROP_HAVE_X86_SIMD */

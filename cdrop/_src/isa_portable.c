@@ -365,8 +365,7 @@ CDROP_VI uint64_t isa_keep_bits(isa_mask m) { return ~cdrop_movemask64(m.drop); 
 #define CDROP_ISA_TABLE cdrop_ops_portable
 #define CDROP_ISA_VRUNS cdrop_vruns_portable
 #define CDROP_ISA_NORMALS cdrop_normals_portable
+#define CDROP_ISA_RESUME cdrop_resume_portable
 #include "ops.inc.h"
-#define CDROP_RESUME_FN cdrop_resume_portable
-#include "walk_resume.inc.h"
 
 #endif /* CDROP_HAVE_VECTOR_EXT */

@@ -146,7 +146,6 @@ static inline uint64_t isa_keep_bits(isa_mask m)
 #define CDROP_ISA_TABLE cdrop_ops_scalar
 #define CDROP_ISA_VRUNS cdrop_vruns_scalar
 #define CDROP_ISA_NORMALS cdrop_normals_scalar
-#include "ops.inc.h"
-#define CDROP_RESUME_FN cdrop_resume_scalar
+#define CDROP_ISA_RESUME cdrop_resume_scalar
 #define isa_cursor_bytes sizeof(cdrop_lanes) /* keep[] is one step's scratch */
-#include "walk_resume.inc.h"
+#include "ops.inc.h"

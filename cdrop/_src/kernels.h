@@ -13,8 +13,8 @@
  * instantiated once per (instruction set, operation) so that the consumer is inlined into the
  * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
  * Arrays that are not contiguous go through walk_layout.c (strided and band walks), which takes
- * keep bytes from the table's CDROP_OP_U8 kernel (or its resumable twin, walk_resume.inc.h, for
- * tall tiles), piece by piece, into caller-provided scratch.
+ * keep bytes from the table's CDROP_OP_U8 kernel (or its resumable twin, the same walk.inc.h
+ * loop with a cursor, for tall tiles), piece by piece, into caller-provided scratch.
  * The dropout family (variant.h) adds fused consumers (consumer_family.inc.h) and a walk of its
  * own (walk_variant.c) whose run functions each instruction set compiles (variant_runs.inc.h).
  */
@@ -65,7 +65,7 @@ enum {
     CDROP_N_OPS
 };
 
-/* The resumable keep-bytes producer (walk_resume.inc.h): CDROP_OP_U8's keep bytes of local
+/* The resumable keep-bytes producer (walk.inc.h's loop with a cursor): CDROP_OP_U8's keep bytes of local
  * [lo, hi) into a->dst, starting from the cursor (lanes, *next) if *next is lo's step, else
  * seeking; on return the cursor is positioned at hi's step (*next = its global index), or
  * *next = CDROP_NO_STEP when hi is on a block edge (the next block is seeded: no skip).  A

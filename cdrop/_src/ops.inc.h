@@ -3,7 +3,8 @@
  * (after its primitives), and its kernel table CDROP_ISA_TABLE: the consumers, then one
  * walk.inc.h per operation.  CDROP_ISA_STREAMS: the instruction set has the streaming
  * (non-temporal store) primitives of consumer_stream.inc.h.  A new operation is a consumer, two
- * lines here and an entry in the table.  The dropout family's run functions and the normal
+ * lines here and an entry in the table.  CDROP_ISA_RESUME names the resumable keep-bytes
+ * kernel (kernels.h's cdrop_resume_fn).  The dropout family's run functions and the normal
  * producer (variant.h) follow: CDROP_ISA_VRUNS and CDROP_ISA_NORMALS name them.
  */
 #include "consumer_mask.inc.h"
@@ -40,6 +41,7 @@
 #define CDROP_OP f64
 #include "walk.inc.h"
 #define CDROP_OP u8
+#define CDROP_RESUME_FN CDROP_ISA_RESUME /* the tall tiles' keep bytes (walk_layout.c) */
 #include "walk.inc.h"
 #define CDROP_OP bits
 #include "walk.inc.h"

@@ -5,7 +5,10 @@
  *   #define CDROP_OP <op>          the consumer's suffix (f32, f64, u8, bits, f32nt, ...)
  *   #define CDROP_OP_FINAL 1       (optional) the consumer needs final masks: ties are settled
  *                                  in the loop before it sees them (isa_mask_and must exist)
- * It defines the static function cdrop_kernel_<op>, a cdrop_kernel_fn.
+ *   #define CDROP_RESUME_FN <name> (optional) also define the resumable kernel <name>, a
+ *                                  cdrop_resume_fn (kernels.h), under that external name
+ * It defines the static function cdrop_kernel_<op>, a cdrop_kernel_fn.  Both are one block loop,
+ * cdrop_walk_<op>, with and without a cursor.
  *
  * The producer primitives of the instruction set:
  *   isa_lanes                      the 16 lanes' state in registers;
@@ -17,6 +20,8 @@
  *   CDROP_ISA_EXACT(thr)           (optional) whether thr takes the exact loop: by default when
  *                                  its low 24 bits are 0; an instruction set may send some of
  *                                  those to the loop with ties, which is exact for every thr.
+ *   isa_cursor_bytes               (optional) the bytes of isa_lanes that hold the lanes' state,
+ *                                  if not all of it (the scalar path's keep scratch)
  */
 #ifndef CDROP_OP_FINAL
 #define CDROP_OP_FINAL 0
@@ -24,6 +29,42 @@
 #ifndef CDROP_ISA_EXACT /* the threshold takes the loop without ties (see cdrop_loop) */
 #define CDROP_ISA_EXACT(thr) (((thr) & 0xFFFFFFu) == 0)
 #endif
+#ifndef CDROP_WALK_ONCE /* the cursor's helpers, once per instruction set */
+#define CDROP_WALK_ONCE
+#ifndef isa_cursor_bytes
+#define isa_cursor_bytes sizeof(isa_lanes)
+#endif
+_Static_assert(isa_cursor_bytes <= CDROP_CURSOR_BYTES, "the lanes fit a cursor");
+
+/* Save the lanes v, positioned at global step index `step`, as the cursor (lanes, *next). */
+static CDROP_ALWAYS_INLINE uint64_t cdrop_cursor_save(uint8_t *lanes, uint64_t *next,
+                                                      const isa_lanes *v, uint64_t step)
+{
+    memcpy(lanes, v, isa_cursor_bytes);
+    *next = step;
+    return step;
+}
+
+/* Whether the cursor positioned at step `next` can make global element g: it is at g's step, or
+ * behind it in its block (the tall walk starts a row from the previous row's cursor, which skips
+ * fewer steps than a seek from the block's start). */
+static CDROP_ALWAYS_INLINE int cdrop_cursor_reaches(uint64_t next, uint64_t g)
+{
+    return next != CDROP_NO_STEP && next <= (g & ~(uint64_t)(CDROP_GROUP - 1)) &&
+           next >> CDROP_BLOCK_BITS == g >> CDROP_BLOCK_BITS;
+}
+
+/* The lanes from the cursor, moved on to g's step; returns g's place in its step. */
+static inline int cdrop_cursor_load(isa_lanes *v, const uint8_t *lanes, uint64_t next, uint64_t g)
+{
+    uint32_t out[CDROP_LANES];
+    memcpy(v, lanes, isa_cursor_bytes);
+    for (uint64_t q = next; q < (g & ~(uint64_t)(CDROP_GROUP - 1)); q += CDROP_GROUP)
+        isa_step_out(v, out);
+    return (int)(g % CDROP_GROUP);
+}
+#endif
+
 #define CDROP_K(name) CDROP_CAT3(name, _, CDROP_OP)
 
 /* Settle record k of `t` (a block whose first whole step is local index `base`): each tie
@@ -112,21 +153,32 @@ static inline void CDROP_K(cdrop_partial)(isa_lanes *v, const cdrop_args *a, int
 
 /* Local elements [lo, hi): block by block, a partial head step, the whole steps, a partial tail
  * step.  A block's tie records are settled during the next block's steps, the last ones at the
- * end. */
-static void CDROP_K(cdrop_kernel)(const cdrop_args *a, int64_t lo, int64_t hi)
+ * end.  With a cursor (lanes != NULL, a constant after inlining), the first block starts from it
+ * when it reaches lo (cdrop_cursor_reaches), and the cursor is left positioned at hi's step: the
+ * lanes from before that step when hi is inside it (the next segment makes the step again and
+ * takes its remaining elements), *next = CDROP_NO_STEP when hi is on a block edge (the next
+ * block is seeded: nothing to skip). */
+static CDROP_ALWAYS_INLINE void CDROP_K(cdrop_walk)(const cdrop_args *a, int64_t lo, int64_t hi,
+                                                    uint8_t *lanes, uint64_t *next)
 {
     cdrop_ties tie[2];
     int cur = 0, nprev = 0;
     int64_t prev_base = 0, i = lo;
+    const uint64_t gh = a->g0 + (uint64_t)hi;
+    uint64_t save = CDROP_NO_STEP; /* where the saved cursor is positioned */
     while (i < hi) {
         isa_lanes v;
         const uint64_t g = a->g0 + (uint64_t)i;
         const int64_t end = i + cdrop_in_block(g, hi - i);
-        const int k0 = (int)(isa_seek(&v, a->key, g) % CDROP_GROUP);
+        const int k0 = lanes && cdrop_cursor_reaches(*next, g)
+                           ? cdrop_cursor_load(&v, lanes, *next, g)
+                           : (int)(isa_seek(&v, a->key, g) % CDROP_GROUP);
         int nrec = 0;
         int64_t rec_base = i;
         if (k0 != 0 || end - i < CDROP_GROUP) {
             const int k1 = (end - i >= CDROP_GROUP - k0) ? CDROP_GROUP : k0 + (int)(end - i);
+            if (lanes && k1 < CDROP_GROUP) /* hi inside this step */
+                save = cdrop_cursor_save(lanes, next, &v, g - (uint64_t)k0);
             CDROP_K(cdrop_partial)(&v, a, i, k0, k1);
             i += k1 - k0;
         }
@@ -142,8 +194,12 @@ static void CDROP_K(cdrop_kernel)(const cdrop_args *a, int64_t lo, int64_t hi)
             i += nsteps * CDROP_GROUP;
         }
         if (i < end) {
+            if (lanes) /* a tail that ends inside a step (at hi) */
+                save = cdrop_cursor_save(lanes, next, &v, a->g0 + (uint64_t)i);
             CDROP_K(cdrop_partial)(&v, a, i, 0, (int)(end - i));
             i = end;
+        } else if (lanes && i == hi && gh % CDROP_GROUP == 0 && gh % CDROP_BLOCK != 0) {
+            save = cdrop_cursor_save(lanes, next, &v, gh);
         }
         for (int t = 0; t < nprev; t++) /* a block without whole steps settles here */
             CDROP_K(cdrop_settle)(a, &tie[!cur], t, prev_base);
@@ -153,7 +209,22 @@ static void CDROP_K(cdrop_kernel)(const cdrop_args *a, int64_t lo, int64_t hi)
     }
     for (int t = 0; t < nprev; t++)
         CDROP_K(cdrop_settle)(a, &tie[!cur], t, prev_base);
+    if (lanes && save == CDROP_NO_STEP)
+        *next = CDROP_NO_STEP;
 }
+
+static void CDROP_K(cdrop_kernel)(const cdrop_args *a, int64_t lo, int64_t hi)
+{
+    CDROP_K(cdrop_walk)(a, lo, hi, NULL, NULL);
+}
+
+#ifdef CDROP_RESUME_FN
+void CDROP_RESUME_FN(const cdrop_args *a, int64_t lo, int64_t hi, uint8_t *lanes, uint64_t *next)
+{
+    CDROP_K(cdrop_walk)(a, lo, hi, lanes, next);
+}
+#undef CDROP_RESUME_FN
+#endif
 
 #undef CDROP_K
 #undef CDROP_OP
