@@ -441,6 +441,19 @@ static __attribute__((target("ssse3"))) int64_t cdrop_shuffle_slices_ssse3(uint8
     for (int o = 0; o < 4; o++)
         for (int v = 0; v < 4; v++)
             mask[o][v] = _mm_loadu_si128((const __m128i *)(const void *)mb[o][v]);
+    if (used[0][0] && !used[0][1] && !used[0][2] && !used[0][3] &&
+        memcmp(mb[0][0], mb[1][1], 16) == 0 && memcmp(mb[0][0], mb[2][2], 16) == 0 &&
+        memcmp(mb[0][0], mb[3][3], 16) == 0) {
+        /* slices of at most 16 bytes: every 16-byte vector by the same shuffle of its own bytes
+         * (the general loop's 16 tests and ors per chunk took 0.4x np.multiply's time of a
+         * (2**20, 8, 2).transpose(0, 2, 1) view) */
+        for (int64_t v = 0; v < 4 * nch; v++)
+            _mm_storeu_si128(
+                (__m128i *)(void *)(out + 16 * v),
+                _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(keep + 16 * v)),
+                                 mask[0][0]));
+        return nch;
+    }
     for (int64_t c = 0; c < nch; c++) {
         const uint8_t *p = keep + 64 * c;
         const __m128i in[4] = {_mm_loadu_si128((const __m128i *)(const void *)p),
