@@ -51,7 +51,7 @@ cdef extern from "kernels.h" nogil:
         CDROP_OP_F16, CDROP_OP_BF16, CDROP_OP_ALPHA_F32, CDROP_OP_ALPHA_F64, CDROP_OP_ADD_F32,
         CDROP_OP_ADD_F64, CDROP_OP_ADDF_F32, CDROP_OP_ADDF_F64
     enum:
-        CDROP_WALK_CONTIG, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_BLOCK
+        CDROP_WALK_CONTIG, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_BLOCK, CDROP_WALK_SLABS
 
     ctypedef struct cdrop_args:
         const void *src
@@ -137,7 +137,7 @@ cdef extern from "kernels.h" nogil:
     int cdrop_cpu_has_avx512()
     int omp_get_max_threads()
     cdrop_kernel_table cdrop_kernels_for(int path)
-    int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr)
+    int cdrop_layout_walk(const cdrop_job *job)
     int64_t cdrop_job_pieces(const cdrop_job *job)
     void cdrop_job_run(const cdrop_job *job, int64_t c0, int64_t c1, uint8_t *scratch)
     void cdrop_scale_f32(float *x, int64_t n, float c)
@@ -332,7 +332,7 @@ cdef int _layout(cdrop_job *job, const Py_buffer *sv, const Py_buffer *dv) noexc
     job.ndim = nd
     if nd == 0 or (nd == 1 and job.sstr[0] == sv.itemsize and job.dstr[0] == sv.itemsize):
         return CDROP_WALK_CONTIG
-    return cdrop_layout_walk(nd, job.sstr, job.dstr)
+    return cdrop_layout_walk(job)
 
 
 cdef int _block_layout(cdrop_job *job, const Py_buffer *sv, const Py_buffer *dv,
@@ -490,13 +490,8 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
                 job.op = CDROP_OP_BF16 if bf16 else CDROP_OP_F16
             else:
                 job.op = CDROP_OP_F64 if sv.itemsize == 8 else CDROP_OP_F32
-            if istrides is None:
-                job.walk = _layout(&job, &sv, dp)
-            else:
-                _block_layout(&job, &sv, dp, istrides)
-                job.walk = CDROP_WALK_BLOCK
-            # the walks that apply runs of keep bytes (strided, bands, block) do it with the
-            # instruction set's own select-and-scale
+            # the walks that apply runs of keep bytes (strided, bands, slabs, block) do it with
+            # the instruction set's own select-and-scale (set first: the walk choice reads them)
             job.drop_run = _kt.vrun[CDROP_VOP_DROP][
                 CDROP_DT_F64 if job.op == CDROP_OP_F64 else CDROP_DT_F32
                 if job.op == CDROP_OP_F32 else CDROP_DT_BF16 if bf16 else CDROP_DT_F16]
@@ -507,6 +502,11 @@ def apply(src, dst, uint64_t seed, uint64_t offset, double p, Py_ssize_t num_thr
             job.bits_t = _kt.bits_t
             job.bits_run = (_kt.bits_run[1] if job.op == CDROP_OP_F64 else _kt.bits_run[0]
                             if job.op == CDROP_OP_F32 else NULL)
+            if istrides is None:
+                job.walk = _layout(&job, &sv, dp)
+            else:
+                _block_layout(&job, &sv, dp, istrides)
+                job.walk = CDROP_WALK_BLOCK
             if job.walk == CDROP_WALK_CONTIG:
                 nbytes = n * sv.itemsize
                 # streaming stores only into memory that the source does not share (float32

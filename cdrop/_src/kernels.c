@@ -70,19 +70,23 @@ cdrop_kernel_table cdrop_kernels_for(int path)
 void cdrop_walk_strided(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *scratch);
 void cdrop_walk_bands(const cdrop_job *job, int64_t band_lo, int64_t band_hi, uint8_t *scratch);
 int64_t cdrop_band_count(const cdrop_job *job);
+void cdrop_walk_slabs(const cdrop_job *job, int64_t lo, int64_t hi, uint8_t *scratch);
+int64_t cdrop_slab_count(const cdrop_job *job);
 /* walk_block.c */
 void cdrop_walk_block(const cdrop_job *job, int64_t p0, int64_t p1, uint8_t *scratch);
 int64_t cdrop_block_pieces(const cdrop_job *job);
 
 /* CONTIG and STRIDED: one piece per block of the stream in the range, so that the thread count
  * cannot change which numbers an element gets; BANDS: one piece per band of rows; BLOCK: rows
- * or row segments (walk_block.c). */
+ * or row segments (walk_block.c); SLABS: bands of slabs (walk_layout.c). */
 int64_t cdrop_job_pieces(const cdrop_job *job)
 {
     if (job->walk == CDROP_WALK_BANDS)
         return cdrop_band_count(job);
     if (job->walk == CDROP_WALK_BLOCK)
         return cdrop_block_pieces(job);
+    if (job->walk == CDROP_WALK_SLABS)
+        return cdrop_slab_count(job);
     return cdrop_chunk_count(job->args.g0, job->n);
 }
 
@@ -94,6 +98,10 @@ void cdrop_job_run(const cdrop_job *job, int64_t c0, int64_t c1, uint8_t *scratc
     }
     if (job->walk == CDROP_WALK_BLOCK) {
         cdrop_walk_block(job, c0, c1, scratch);
+        return;
+    }
+    if (job->walk == CDROP_WALK_SLABS) {
+        cdrop_walk_slabs(job, c0, c1, scratch);
         return;
     }
     /* chunk starts rounded up to whole granules (the packed mask's bytes: no byte is written

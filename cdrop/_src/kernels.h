@@ -105,7 +105,13 @@ cdrop_kernel_table cdrop_kernels_for(int path);
 /* ---- Whole calls, cut into pieces that threads share (kernels.c, walk_layout.c) ---- */
 
 #define CDROP_MAX_DIMS 64
-enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_BLOCK };
+enum {
+    CDROP_WALK_CONTIG = 0,
+    CDROP_WALK_STRIDED,
+    CDROP_WALK_BANDS,
+    CDROP_WALK_BLOCK,
+    CDROP_WALK_SLABS
+};
 
 /* Scratch bytes a piece of a strided or band walk needs (keep bytes of a block, or of a tile in
  * index order and again in memory order); the caller provides them, one buffer per thread, so
@@ -119,7 +125,7 @@ enum { CDROP_WALK_CONTIG = 0, CDROP_WALK_STRIDED, CDROP_WALK_BANDS, CDROP_WALK_B
 typedef struct {
     cdrop_kernel_fn fn;     /* CONTIG: the kernel */
     cdrop_kernel_fn keep;   /* STRIDED, BANDS: the table's CDROP_OP_U8 kernel */
-    cdrop_resume_fn resume; /* the table's resumable U8 producer (no walk uses it at present) */
+    cdrop_resume_fn resume; /* SLABS: the table's resumable U8 producer */
     cdrop_args args;
     int64_t n;    /* elements */
     int64_t gran; /* CONTIG: chunk starts are rounded up to a multiple of this */
@@ -135,9 +141,11 @@ typedef struct {
     cdrop_bits_t_fn bits_t;     /* BANDS: the table's bits_t (with bits) */
 } cdrop_job;
 
-/* Which walk suits a merged layout: BANDS when rows are closer in memory than columns for both
- * arrays, else STRIDED (CONTIG is decided by the caller). */
-int cdrop_layout_walk(int ndim, const int64_t *sstr, const int64_t *dstr);
+/* Which walk suits a job's merged layout (ndim, shape, strides; op, resume and drop_run set):
+ * BANDS when rows are closer in memory than columns for both arrays, SLABS for contiguous rows
+ * whose third-last axis is closer in memory than the second-last (walk_layout.c), else STRIDED
+ * (CONTIG is decided by the caller). */
+int cdrop_layout_walk(const cdrop_job *job);
 
 /* The item size of a STRIDED/BANDS/BLOCK job's op. */
 static inline int64_t cdrop_op_bytes(int op)

@@ -571,7 +571,7 @@ static void layout_case(const cdrop_kernel_table *t, const point *q0, int dt, in
     void *bs, *bd;
     char *s = zeros((size_t)sspan, 0, &bs), *dbuf = zeros((size_t)dspan, 0, &bd);
     char *d = dbuf + dbase;
-    int64_t idx[3] = {0, 0, 0};
+    int64_t idx[4] = {0, 0, 0, 0};
     char *out = (char *)malloc((size_t)(n * isz));
     for (int64_t i = 0; i < n; i++) { /* logical element i in C order */
         int64_t rem = i, so = 0;
@@ -603,7 +603,7 @@ static void layout_case(const cdrop_kernel_table *t, const point *q0, int dt, in
         job.sstr[a] = sstr[a];
         job.dstr[a] = dstr[a];
     }
-    job.walk = cdrop_layout_walk(nd, job.sstr, job.dstr);
+    job.walk = cdrop_layout_walk(&job);
     void *bscr;
     uint8_t *scratch = (uint8_t *)zeros((size_t)CDROP_SCRATCH_BYTES, 0, &bscr);
     for (int64_t c = cdrop_job_pieces(&job) - 1; c >= 0; c--)
@@ -618,7 +618,10 @@ static void layout_case(const cdrop_kernel_table *t, const point *q0, int dt, in
     }
     char pn[160], op[64];
     point_name(pn, sizeof pn, &q);
-    snprintf(op, sizeof op, "%s_%s_%s", name, job.walk == CDROP_WALK_BANDS ? "bands" : "strided",
+    snprintf(op, sizeof op, "%s_%s_%s", name,
+             job.walk == CDROP_WALK_BANDS   ? "bands"
+             : job.walk == CDROP_WALK_SLABS ? "slabs"
+                                            : "strided",
              DT_NAME[dt]);
     emit(digest(out, (size_t)(n * isz)), op, pn);
     free(out);
@@ -714,6 +717,31 @@ static void bits_run_cases(const cdrop_kernel_table *t, const point *q0)
             free(bs);
             free(bd);
         }
+}
+
+/* Slabs (walk_layout.c): contiguous rows whose third-last axis is closer in memory than the
+ * second-last ((B, A, C).transpose(1, 0, 2)), each a's keep bytes made from its cursor.  Bands
+ * of a's and segments of b's with a short last one, tiles of b's that cut a slab inside a step
+ * and across block edges, rows of a's that are not adjacent, an outer axis, negative strides. */
+static void slab_cases(const cdrop_kernel_table *t, const point *q)
+{
+    for (int dt = 0; dt < CDROP_N_DT; dt++) {
+        const int64_t i = ITEMSIZE[dt];
+        { /* (9, 66, 2048).transpose(1, 0, 2): bands of 64 a's and 2, segments of 8 b's and 1 */
+            const int64_t sh[3] = {66, 9, 2048}, st[3] = {2048 * i, 66 * 2048 * i, i};
+            layout_case(t, q, dt, 3, sh, st, 1216512 * i, st, 0, 1216512 * i, "slab_bands");
+        }
+        { /* (130, 37, 129).transpose(1, 0, 2): tiles of 27 b's (float32), the last of 22 */
+            const int64_t sh[3] = {37, 130, 129}, st[3] = {129 * i, 37 * 129 * i, i};
+            layout_case(t, q, dt, 3, sh, st, 620490 * i, st, 0, 620490 * i, "slab_odd");
+        }
+        { /* (2, 130, 5, 129).transpose(0, 2, 1, 3) into rows 3 elements apart, a reversed */
+            const int64_t sh[4] = {2, 5, 130, 129};
+            const int64_t ss[4] = {130 * 5 * 129 * i, 129 * i, 5 * 129 * i, i};
+            const int64_t ds[4] = {130 * 5 * 132 * i, -132 * i, 5 * 132 * i, i};
+            layout_case(t, q, dt, 4, sh, ss, 167700 * i, ds, 4 * 132 * i, 171600 * i, "slab_neg");
+        }
+    }
 }
 
 /* ---- blocks of a larger array (walk_block.c) through cdrop_job_run ---- */
@@ -846,6 +874,9 @@ static void run_path(const cdrop_kernel_table *t)
     for (int k = 0; k < np; k++) /* appended after the tall cases, likewise */
         if (pts[k].n == 1000 && (pts[k].offset == 1 || pts[k].offset >= (uint64_t)1 << 63))
             bits_run_cases(t, &pts[k]);
+    for (int k = 0; k < np; k++) /* appended after the bits_run cases, likewise */
+        if (pts[k].n == 1000 && (pts[k].offset == 1 || pts[k].offset >= (uint64_t)1 << 63))
+            slab_cases(t, &pts[k]);
 }
 
 /* ---- the digest file ---- */
