@@ -163,6 +163,21 @@ def make_any(rng, dt):
     return buf, v
 
 
+def make_small(rng, dt):
+    """Small trailing axes: (N, a, b) transposed, slices of 2 .. 64 keep bytes (pshufb)."""
+    a = int(rng.choice([1, 2, 3, 4, 5, 8, 16, 32, 64]))
+    b = int(rng.choice([1, 2, 3, 4, 8, 16, 32]))
+    N = int(rng.integers(1, 3 * BLOCK))
+    while N * a * b > MAXN:
+        N //= 2
+    steps = [int(rng.choice([1, 1, 1, 2, -1])) for _ in range(3)]
+    buf, mem = embed(rng, (N * abs(steps[0]), a * abs(steps[1]), b * abs(steps[2])), dt)
+    fill(rng, mem)
+    v = mem[tuple(slice(None, None, k) for k in steps)]
+    perm = [(0, 2, 1), (0, 2, 1), (2, 1, 0), (1, 0, 2), (2, 0, 1), (1, 2, 0)][rng.integers(6)]
+    return buf, v.transpose(perm)
+
+
 def make_out(rng, v, dt, family):
     """An out= array of v's shape, of some layout, in its own guarded buffer."""
     k = rng.integers(4)
@@ -211,7 +226,8 @@ def run_case(master, i, paths, families, verbose=False):
     path = paths[int(rng.integers(len(paths)))]
     fam = families[int(rng.integers(len(families)))]
     dt = DTYPES[int(rng.integers(len(DTYPES)))]
-    buf, v = {"tall": make_tall, "slab": make_slab, "any": make_any}[fam](rng, dt)
+    buf, v = {"tall": make_tall, "slab": make_slab, "any": make_any,
+                               "small": make_small}[fam](rng, dt)
     p = pick_p(rng)
     off = pick_offset(rng, v)
     nt = int(rng.choice(THREADS))
@@ -321,7 +337,9 @@ def walk_of(v, o=None):
             if nr >= 64 and C * nr > 458752:
                 return "tall-unit" if (ss[0] == isz and ds[0] == isz and isz >= 4) else "tall-keep"
         return "tiles"
+    inplace = o is v or o.__array_interface__["data"][0] == v.__array_interface__["data"][0]
     if (nd >= 3 and ss[-1] == isz and ds[-1] == isz and shape[-1] * isz <= 16384
+            and not (inplace and shape[-1] * isz >= 1024)
             and abs(ss[-3]) < abs(ss[-2]) and abs(ds[-3]) < abs(ds[-2])
             and shape[-2] * shape[-1] >= BLOCK):
         return "slabs"
