@@ -7,8 +7,9 @@ functions below trust that arrays are in native byte order, ``0 < p < 1``,
 ``num_threads >= 1`` and ``offset + size <= 2**64``.
 
 Design: a call becomes one ``cdrop_job`` (cdrop/_src/kernels.h): the kernel of its operation,
-the walk its layout needs (contiguous, strided or bands) and its arguments.  The job is cut into
-pieces (whole blocks of the random stream, or bands of rows) and a ``prange(schedule='static')``
+the walk its layout needs (contiguous, strided, bands, slabs or a block of a larger array) and
+its arguments.  The job is cut into pieces (whole blocks of the random stream, bands of rows,
+pieces of slabs) and a ``prange(schedule='static')``
 hands pieces to threads.  Since a piece's random numbers depend only on its block indices, the
 thread count cannot change a result.  The GIL is released for the whole kernel.
 """

@@ -1,8 +1,9 @@
-"""An outsider's review of the tall tiles (walk.inc.h's resumable producer, walk_layout.c) and the
-walks' runs.
+"""An outsider's review of the tall tiles and the walks' runs (written against the tall tiles of
+keep bytes with cursors; the tall tiles are now bands of keep bits, walk_tall.c, and the same
+shapes, limits and checks apply to them).
 
 2-D views whose rows are closer in memory than their columns (Fortran order, ``x.T``) and too
-wide for tiles of whole rows are made in tiles of 1024 rows (512 for float64) whose rows resume
+wide for tiles of whole rows were made in tiles of 1024 rows (512 for float64) whose rows resumed
 the stream from cursors saved by the tile before.  A wrong cursor, a wrong piece boundary or a
 wrong thread share changes bits only in some rows of some tiles, so these compare every element
 with the C-ordered copy (and, for hand-picked shapes, with tests/reference.py) for shapes on

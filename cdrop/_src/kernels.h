@@ -2,20 +2,19 @@
  * kernels.h -- the interface between the C kernels and cdrop/_kernels.pyx (whose
  * `cdef extern from "kernels.h"` block declares what is used from here: keep both in sync).
  *
- * The architecture, in one paragraph.  Every kernel has one signature, cdrop_kernel_fn: it
- * handles the local elements [lo, hi) of one call, whose element i has global stream index
- * args->g0 + i (cdrop_rng.h), so any range can run on any thread.  A kernel is a MASK PRODUCER
- * (one per instruction set: isa_scalar.c, isa_portable.c, isa_avx2.c, isa_avx512.c, each making the keep
+ * The architecture, in one paragraph.  Every kernel has one signature, cdrop_kernel_fn: it handles
+ * the local elements [lo, hi) of one call, whose element i has global stream index args->g0 + i
+ * (cdrop_rng.h), so any range can run on any thread.  A kernel is a MASK PRODUCER (one per
+ * instruction set: isa_scalar.c, isa_portable.c, isa_avx2.c, isa_avx512.c, each making the keep
  * decisions of 64 elements per step in its registers) joined to a CONSUMER (one per operation:
  * consumer_float.inc.h selects and scales float32/float64, consumer_half.inc.h float16/bfloat16
- * through float32 vectors, consumer_mask.inc.h writes keep bytes
- * and bits, consumer_stream.inc.h is AVX-512's non-temporal variant) by walk.inc.h, which is
- * instantiated once per (instruction set, operation) so that the consumer is inlined into the
- * producer's loop.  A new dtype or variant is a new consumer and one line per instruction set.
- * Arrays that are not contiguous go through walk_layout.c (strided and band walks), which takes
- * keep bytes from the table's CDROP_OP_U8 kernel, piece by piece, into caller-provided scratch;
- * its tall tiles (walk_tall.c) take keep bits from CDROP_OP_BITS and apply them with the
- * table's bits_run (bits_run.inc.h).
+ * through float32 vectors, consumer_mask.inc.h writes keep bytes and bits, consumer_stream.inc.h is
+ * AVX-512's non-temporal variant) by walk.inc.h, which is instantiated once per (instruction set,
+ * operation) so that the consumer is inlined into the producer's loop.  A new dtype or variant is a
+ * new consumer and one line per instruction set.  Arrays that are not contiguous go through
+ * walk_layout.c (strided, band and slab walks), which takes keep bytes from the table's CDROP_OP_U8
+ * kernel, piece by piece, into caller-provided scratch; its tall tiles (walk_tall.c) take keep bits
+ * from CDROP_OP_BITS and apply them with the table's bits_run (bits_run.inc.h).
  * The dropout family (variant.h) adds fused consumers (consumer_family.inc.h) and a walk of its
  * own (walk_variant.c) whose run functions each instruction set compiles (variant_runs.inc.h).
  */
@@ -66,12 +65,12 @@ enum {
     CDROP_N_OPS
 };
 
-/* The resumable keep-bytes producer (walk.inc.h's loop with a cursor): CDROP_OP_U8's keep bytes of local
- * [lo, hi) into a->dst, starting from the cursor (lanes, *next) if *next is lo's step, else
- * seeking; on return the cursor is positioned at hi's step (*next = its global index), or
- * *next = CDROP_NO_STEP when hi is on a block edge (the next block is seeded: no skip).  A
- * segment that ends inside a step saves the lanes from before that step: the next segment makes
- * the step again and takes its remaining bytes.  lanes: CDROP_CURSOR_BYTES, 64-byte aligned. */
+/* The resumable keep-bytes producer (walk.inc.h's loop with a cursor): CDROP_OP_U8's keep bytes of
+ * local [lo, hi) into a->dst, starting from the cursor (lanes, *next) if *next is lo's step, else
+ * seeking; on return the cursor is positioned at hi's step (*next = its global index), or *next =
+ * CDROP_NO_STEP when hi is on a block edge (the next block is seeded: no skip).  A segment that
+ * ends inside a step saves the lanes from before that step: the next segment makes the step again
+ * and takes its remaining bytes.  lanes: CDROP_CURSOR_BYTES, any alignment (copied by memcpy). */
 #define CDROP_CURSOR_BYTES 256
 #define CDROP_NO_STEP UINT64_MAX
 typedef void (*cdrop_resume_fn)(const cdrop_args *a, int64_t lo, int64_t hi, uint8_t *lanes,
@@ -134,9 +133,10 @@ typedef struct {
     int ndim;     /* STRIDED, BANDS: the merged layout (no length-1 axes) */
     int64_t shape[CDROP_MAX_DIMS], sstr[CDROP_MAX_DIMS], dstr[CDROP_MAX_DIMS]; /* bytes */
     uint64_t gstr[CDROP_MAX_DIMS]; /* BLOCK: counter strides (elements); gstr[ndim - 1] == 1 */
-    cdrop_vrun_fn drop_run; /* STRIDED, BANDS, BLOCK: the table's vrun[CDROP_VOP_DROP][dtype], or
-                               NULL (the scalar consumers: slow, for a keep mask's U8 op) */
-    cdrop_kernel_fn bits;   /* BANDS: the table's CDROP_OP_BITS kernel, or NULL (no tall tiles) */
+    /* STRIDED, BANDS, SLABS, BLOCK: the table's vrun[CDROP_VOP_DROP][dtype], or NULL (the
+     * scalar consumers: slow, for a keep mask's U8 op) */
+    cdrop_vrun_fn drop_run;
+    cdrop_kernel_fn bits; /* BANDS: the table's CDROP_OP_BITS kernel, or NULL (no tall tiles) */
     cdrop_bits_run_fn bits_run; /* BANDS: the table's bits_run of a float32/float64 op, or NULL */
     cdrop_bits_t_fn bits_t;     /* BANDS: the table's bits_t (with bits) */
 } cdrop_job;

@@ -46,8 +46,8 @@ static CDROP_ALWAYS_INLINE uint64_t cdrop_cursor_save(uint8_t *lanes, uint64_t *
 }
 
 /* Whether the cursor positioned at step `next` can make global element g: it is at g's step, or
- * behind it in its block (the tall walk starts a row from the previous row's cursor, which skips
- * fewer steps than a seek from the block's start). */
+ * behind it in its block (a caller may start a range from a cursor left earlier in the block,
+ * which skips fewer steps than a seek from the block's start). */
 static CDROP_ALWAYS_INLINE int cdrop_cursor_reaches(uint64_t next, uint64_t g)
 {
     return next != CDROP_NO_STEP && next <= (g & ~(uint64_t)(CDROP_GROUP - 1)) &&

@@ -647,7 +647,7 @@ void cdrop_walk_bands(const cdrop_job *job, int64_t band_lo, int64_t band_hi, ui
  * hardware prefetchers do not follow (2.2-2.5x np.multiply with software prefetch).  Here the
  * rows are visited in memory order instead: b outer, a inner.  Each a is a contiguous range of
  * the stream (its slab of B * C elements) that advances by C per b, so its keep bytes come from
- * its own cursor (job->resume, as the tall tiles' rows): a tile is the rows of na a's by J b's,
+ * its own cursor (job->resume, the resumable keep bytes): a tile is the rows of na a's by J b's,
  * made a's slab segment at a time (J * C keep bytes per call), then applied b by b, each row of
  * C elements a contiguous run of the instruction set's drop_run.  A piece is a band of at most
  * CDROP_SLAB_CURSORS a's by a segment of b's (a whole number of stream blocks of each slab where
